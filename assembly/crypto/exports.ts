@@ -1,0 +1,1 @@
+// crypto kernels are exported from here

@@ -1,0 +1,80 @@
+import { describe, it, expect } from 'vitest';
+import * as abi from '../../assembly/abi.js';
+import { DataPlane } from './engine.js';
+import { icmpEcho, inetChecksum, ipv4Packet } from '../../test/lib/packets.js';
+
+function responder() {
+  return new DataPlane({ mode: abi.Mode.RESPONDER, maxSessions: 16 });
+}
+
+describe('data plane engine (in memory, no native threads)', () => {
+  it('answers an ICMP echo request placed in TUN_RX with a valid reply in TUN_TX', () => {
+    const dp = responder();
+    const data = new Uint8Array(56).map((_, i) => i);
+    const req = ipv4Packet('198.18.1.2', '198.18.1.1', 1, icmpEcho(8, 0x1234, 7, data));
+    expect(dp.ring(abi.RingId.TUN_RX).push(req)).toBe(true);
+    dp.pump();
+    const out: Uint8Array[] = [];
+    dp.ring(abi.RingId.TUN_TX).drain((p) => out.push(p.slice()));
+    expect(out).toHaveLength(1);
+    const r = out[0]!;
+    expect(r.length).toBe(req.length);
+    expect(Array.from(r.subarray(12, 16))).toEqual([198, 18, 1, 1]);
+    expect(Array.from(r.subarray(16, 20))).toEqual([198, 18, 1, 2]);
+    expect(inetChecksum(r, 0, 20)).toBe(0);
+    expect(r[20]).toBe(0); // echo reply
+    expect(inetChecksum(r, 20)).toBe(0);
+    expect(Array.from(r.subarray(24, 28))).toEqual([0x12, 0x34, 0, 7]);
+    expect(Array.from(r.subarray(28))).toEqual(Array.from(data));
+    expect(dp.stat(abi.Stat.RESPONDER_REPLIES)).toBe(1n);
+  });
+
+  it('checksums odd-length and long payloads correctly', () => {
+    const dp = responder();
+    for (const n of [0, 1, 7, 8, 9, 63, 1371, 1472]) {
+      const data = new Uint8Array(n).map((_, i) => (i * 37 + n) & 255);
+      dp.ring(abi.RingId.TUN_RX).push(ipv4Packet('198.18.1.2', '198.18.1.1', 1, icmpEcho(8, 1, n, data)));
+    }
+    dp.pump();
+    const outs: Uint8Array[] = [];
+    dp.ring(abi.RingId.TUN_TX).drain((p) => outs.push(p.slice()));
+    expect(outs).toHaveLength(8);
+    for (const r of outs) {
+      expect(inetChecksum(r, 0, 20)).toBe(0);
+      expect(inetChecksum(r, 20)).toBe(0);
+    }
+  });
+
+  it('drops and counts by reason: not ICMP echo, bad IP version, bad header, truncated', () => {
+    const dp = responder();
+    const rx = dp.ring(abi.RingId.TUN_RX);
+    rx.push(ipv4Packet('198.18.1.2', '198.18.1.1', 17, new Uint8Array(12))); // UDP
+    rx.push(ipv4Packet('198.18.1.2', '198.18.1.1', 1, icmpEcho(0, 1, 1, new Uint8Array(4)))); // echo reply
+    rx.push(new Uint8Array([0x60, 0, 0, 0])); // IPv6 version nibble
+    const bad = ipv4Packet('198.18.1.2', '198.18.1.1', 1, icmpEcho(8, 1, 1, new Uint8Array(4)));
+    bad[0] = 0x4f; // IHL 60 > length
+    rx.push(bad);
+    const lying = ipv4Packet('198.18.1.2', '198.18.1.1', 1, icmpEcho(8, 1, 1, new Uint8Array(4)));
+    new DataView(lying.buffer).setUint16(2, 9000); // total length beyond the packet
+    rx.push(lying);
+    rx.push(new Uint8Array(0));
+    dp.pump();
+    const d = dp.drops();
+    expect(d.not_icmp_echo).toBe(2n);
+    expect(d.bad_ip_version).toBe(1n);
+    expect(d.bad_ip_header).toBe(3n);
+    expect(dp.ring(abi.RingId.TUN_TX).occupancy).toBe(0);
+  });
+
+  it('counts a full TX ring as a drop instead of overwriting', () => {
+    const dp = new DataPlane({ mode: abi.Mode.RESPONDER, maxSessions: 16, ringSlots: { [abi.RingId.TUN_TX]: 4 } });
+    const rx = dp.ring(abi.RingId.TUN_RX);
+    for (let i = 0; i < 10; i++) rx.push(ipv4Packet('198.18.1.2', '198.18.1.1', 1, icmpEcho(8, 1, i, new Uint8Array(8))));
+    dp.pump();
+    expect(dp.ring(abi.RingId.TUN_TX).occupancy).toBe(4);
+    expect(dp.drops().ring_full).toBe(6n);
+    const seqs: number[] = [];
+    dp.ring(abi.RingId.TUN_TX).drain((p) => seqs.push((p[26]! << 8) | p[27]!));
+    expect(seqs).toEqual([0, 1, 2, 3]);
+  });
+});

@@ -1,0 +1,209 @@
+/**
+ * One data-plane worker's engine: its shared memory, the WASM instance over
+ * it, the native I/O threads attached to its rings, and the pump that runs
+ * the WASM batch entry point when a ring has work.
+ *
+ *   native I/O thread --rx ring--> process(budget) --tx ring--> native I/O thread
+ *                                        |  ^
+ *                      CTRL / STREAM_OUT v  | INJECT / STREAM_IN
+ *                                  TypeScript control plane
+ *
+ * Wake-ups: a native producer wakes us through a thread-safe function only
+ * after we announced sleep on its ring; we wake a native consumer (eventfd
+ * kick) only after it announced sleep on its ring. A busy path costs no
+ * wake-ups at all.
+ */
+import * as abi from '../../assembly/abi.js';
+import { VpnError } from '../util/errors.js';
+import { computeLayout, writeLayout, type Layout, type LayoutOptions } from './layout.js';
+import { native, type IoHandle } from './native.js';
+import { Ring, type SlotMeta } from './ring.js';
+import { createMemory, instantiate, INIT_ERRORS, type DataPlaneExports } from './wasm.js';
+
+/** Packets per process() call, and calls per pump before yielding to the event loop (our choices). */
+export const PROCESS_BUDGET = 256;
+export const ROUNDS_PER_PUMP = 16;
+
+export interface Attachment {
+  readonly name: string;
+  readonly fd: number;
+  readonly rx: RingId | undefined;
+  readonly tx: RingId | undefined;
+  readonly handle: IoHandle;
+}
+
+type RingId = abi.RingId;
+
+export type ControlHandler = (payload: Uint8Array, meta: SlotMeta) => void;
+
+export const SESSION_RESULTS: Record<number, string> = {
+  1: 'session index out of range',
+  2: 'inner address already bound to another session',
+  3: 'session is not active',
+};
+
+export class DataPlane {
+  readonly memory: WebAssembly.Memory;
+  readonly layout: Layout;
+  readonly wasm: DataPlaneExports;
+  readonly u8: Uint8Array;
+  readonly dv: DataView;
+  private readonly rings = new Map<RingId, Ring>();
+  private readonly attachments: Attachment[] = [];
+  /** Rings whose consumer is this engine (WASM or TS), for sleep announcements. */
+  private readonly inputs = new Set<RingId>();
+  private scheduled = false;
+  private closed = false;
+  private ctrlHandler: ControlHandler | undefined;
+  private streamOutHandler: ControlHandler | undefined;
+  /** Number of pumps run (observability and tests). */
+  pumps = 0;
+
+  constructor(opts: LayoutOptions = {}) {
+    this.layout = computeLayout(opts);
+    this.memory = createMemory(this.layout.pages);
+    writeLayout(this.memory, this.layout);
+    this.wasm = instantiate(this.memory);
+    const r = this.wasm.init();
+    if (r !== 0) throw new VpnError('ERR_LAYOUT', `data plane refused its layout: ${INIT_ERRORS[r] ?? `code ${r}`}`);
+    this.u8 = new Uint8Array(this.memory.buffer as SharedArrayBuffer);
+    this.dv = new DataView(this.memory.buffer as SharedArrayBuffer);
+    for (let id = 0; id < abi.RING_COUNT; id++) {
+      const off = this.layout.rings[id]!;
+      if (off) this.rings.set(id, new Ring(this.memory, off));
+    }
+    // TS-fed rings are always inputs of the WASM side.
+    for (const id of [abi.RingId.INJECT, abi.RingId.STREAM_IN]) if (this.rings.has(id)) this.inputs.add(id);
+  }
+
+  ring(id: RingId): Ring {
+    const r = this.rings.get(id);
+    if (!r) throw new VpnError('ERR_LAYOUT', `ring ${abi.RingId[id]} is not in this layout`);
+    return r;
+  }
+
+  hasRing(id: RingId): boolean {
+    return this.rings.has(id);
+  }
+
+  /**
+   * Attach a file descriptor: a native I/O thread fills `rx` from it and
+   * drains `tx` to it. The engine does not own the fd (close it after detach).
+   */
+  attach(name: string, fd: number, kind: 'tun' | 'socket', rx?: RingId, tx?: RingId, batch = 64): Attachment {
+    const handle = native.ioStart(
+      this.u8,
+      {
+        fd,
+        kind,
+        ...(rx !== undefined ? { rxRing: this.ring(rx).offset } : {}),
+        ...(tx !== undefined ? { txRing: this.ring(tx).offset } : {}),
+        batch,
+      },
+      () => this.schedule(),
+    );
+    const a: Attachment = { name, fd, rx, tx, handle };
+    this.attachments.push(a);
+    if (rx !== undefined) {
+      this.inputs.add(rx);
+      this.ring(rx).sleepConsumer();
+    }
+    return a;
+  }
+
+  detach(a: Attachment): void {
+    const i = this.attachments.indexOf(a);
+    if (i < 0) return;
+    this.attachments.splice(i, 1);
+    native.ioStop(a.handle);
+    if (a.rx !== undefined) this.inputs.delete(a.rx);
+  }
+
+  /** Control frames diverted by the data plane (CTRL ring). */
+  onControl(fn: ControlHandler): void {
+    this.ctrlHandler = fn;
+  }
+
+  /** Framed bytes for stream transports (STREAM_OUT ring). */
+  onStreamOut(fn: ControlHandler): void {
+    this.streamOutHandler = fn;
+  }
+
+  /** Queue bytes for the data plane (INJECT / STREAM_IN) and make sure it runs. */
+  submit(id: RingId, data: Uint8Array, meta: Partial<SlotMeta>): boolean {
+    const ok = this.ring(id).push(data, meta);
+    this.schedule();
+    return ok;
+  }
+
+  /** Run the pump soon (coalesced). Safe to call from any event. */
+  schedule(): void {
+    if (this.scheduled || this.closed) return;
+    this.scheduled = true;
+    setImmediate(this.pump);
+  }
+
+  /** Run the data plane until its input rings are empty or the round limit is hit. */
+  readonly pump = (): void => {
+    this.scheduled = false;
+    if (this.closed) return;
+    this.pumps++;
+    let more = false;
+    for (let round = 0; round < ROUNDS_PER_PUMP; round++) {
+      const n = this.wasm.process(PROCESS_BUDGET);
+      this.afterProcess();
+      if (n < PROCESS_BUDGET) break;
+      if (round === ROUNDS_PER_PUMP - 1) more = true;
+    }
+    if (more) {
+      this.schedule();
+      return;
+    }
+    // Going idle: announce sleep on every input; if work raced in, go again.
+    for (const id of this.inputs) {
+      if (this.ring(id).sleepConsumer()) {
+        this.schedule();
+        return;
+      }
+    }
+  };
+
+  private afterProcess(): void {
+    for (const a of this.attachments) {
+      // Work published for a sleeping native consumer, or room freed for a waiting native producer.
+      const kickTx = a.tx !== undefined && this.ring(a.tx).occupancy > 0 && this.ring(a.tx).takeConsumerSleeping();
+      const kickRx = a.rx !== undefined && this.ring(a.rx).takeProducerWaiting();
+      if (kickTx || kickRx) native.ioKick(a.handle);
+    }
+    const ctrl = this.rings.get(abi.RingId.CTRL);
+    if (ctrl && ctrl.occupancy > 0) ctrl.drain((p, m) => this.ctrlHandler?.(p, m));
+    const out = this.rings.get(abi.RingId.STREAM_OUT);
+    if (out && out.occupancy > 0) out.drain((p, m) => this.streamOutHandler?.(p, m));
+  }
+
+  /** Counter by Stat index. */
+  stat(s: abi.Stat | number): bigint {
+    return this.dv.getBigUint64(this.layout.stats + s * 8, true);
+  }
+
+  /** Drop counters by reason name (lowercase, as metric labels). */
+  drops(): Record<string, bigint> {
+    const out: Record<string, bigint> = {};
+    for (let d = 0; d < abi.DROP_COUNT; d++) {
+      out[(abi.Drop[d] ?? `reason_${d}`).toLowerCase()] = this.stat(abi.STAT_DROP_BASE + d);
+    }
+    return out;
+  }
+
+  /** Byte offset of session entry `idx`. */
+  sessionOffset(idx: number): number {
+    if (idx < 0 || idx >= this.layout.maxSessions) throw new VpnError('ERR_SESSION_TABLE_FULL', `session index ${idx} out of range`);
+    return this.layout.sessionTable + idx * abi.SESSION_SIZE;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const a of [...this.attachments]) this.detach(a);
+  }
+}

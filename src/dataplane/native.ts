@@ -1,0 +1,114 @@
+/**
+ * Typed access to the native addon (native/, built by node-gyp at install).
+ * Errors thrown by the addon carry a stable `code`; they are rethrown as
+ * NativeError so callers and operators see one error hierarchy.
+ */
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { existsSync } from 'node:fs';
+import { ERROR_CODES, NativeError, VpnError, type ErrorCode } from '../util/errors.js';
+
+export type IoHandle = { readonly __brand: 'IoHandle' };
+
+export interface TunDevice {
+  fd: number;
+  name: string;
+}
+
+export interface InterfaceConfig {
+  mtu?: number;
+  txQueueLen?: number;
+  ipv4?: string;
+  prefixLen?: number;
+  ipv6?: string;
+  prefixLen6?: number;
+  up?: boolean;
+}
+
+export interface IoOptions {
+  fd: number;
+  kind: 'tun' | 'socket';
+  /** Byte offset of the ring this thread fills from the fd. */
+  rxRing?: number;
+  /** Byte offset of the ring this thread drains to the fd. */
+  txRing?: number;
+  /** Packets per syscall batch (1..256). */
+  batch?: number;
+}
+
+interface RawAddon {
+  abi(): Record<string, number>;
+  openTun(name: string, multiQueue: boolean): TunDevice;
+  configureInterface(name: string, cfg: InterfaceConfig): void;
+  interfaceIndex(name: string): number;
+  rawSocket(protocol: number, opts?: { address?: string; rcvbuf?: number; sndbuf?: number }): number;
+  udpSocket(opts: { address?: string; port: number; reusePort?: boolean; rcvbuf?: number; sndbuf?: number }): number;
+  tcpListener(opts: { address?: string; port: number; backlog?: number; reusePort?: boolean }): number;
+  close(fd: number): void;
+  ioStart(memory: Uint8Array, opts: IoOptions, onWake: () => void): IoHandle;
+  ioKick(h: IoHandle): void;
+  ioStop(h: IoHandle): void;
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const require_ = createRequire(import.meta.url);
+
+/** The addon path, from src/dataplane (vitest) or dist/src/dataplane (built). */
+function addonPath(): string {
+  const candidates = [
+    path.resolve(here, '../../native/build/Release/vpngw_native.node'),
+    path.resolve(here, '../../../native/build/Release/vpngw_native.node'),
+  ];
+  return candidates.find((p) => existsSync(p)) ?? candidates[0]!;
+}
+
+let cached: RawAddon | undefined;
+
+function load(): RawAddon {
+  if (cached) return cached;
+  const p = addonPath();
+  try {
+    cached = require_(p) as RawAddon;
+  } catch (e) {
+    throw new VpnError('ERR_NATIVE', `the native addon is not built (${p}): run "npm ci" or "npm run build"`, { cause: e });
+  }
+  return cached;
+}
+
+function wrap<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    const err = e as { code?: string; message?: string; errno?: number; syscall?: string };
+    const code = (ERROR_CODES as readonly string[]).includes(err.code ?? '') ? (err.code as ErrorCode) : 'ERR_NATIVE';
+    throw new NativeError(code, err.message ?? String(e), err.errno, err.syscall);
+  }
+}
+
+export const native = {
+  abi: () => load().abi(),
+  openTun: (name: string, multiQueue = false) => wrap(() => load().openTun(name, multiQueue)),
+  configureInterface: (name: string, cfg: InterfaceConfig) => wrap(() => load().configureInterface(name, cfg)),
+  interfaceIndex: (name: string) => wrap(() => load().interfaceIndex(name)),
+  rawSocket: (protocol: number, opts?: { address?: string; rcvbuf?: number; sndbuf?: number }) =>
+    wrap(() => load().rawSocket(protocol, opts)),
+  udpSocket: (opts: { address?: string; port: number; reusePort?: boolean; rcvbuf?: number; sndbuf?: number }) =>
+    wrap(() => load().udpSocket(opts)),
+  tcpListener: (opts: { address?: string; port: number; backlog?: number; reusePort?: boolean }) =>
+    wrap(() => load().tcpListener(opts)),
+  close: (fd: number) => wrap(() => load().close(fd)),
+  ioStart: (memory: Uint8Array, opts: IoOptions, onWake: () => void) => wrap(() => load().ioStart(memory, opts, onWake)),
+  ioKick: (h: IoHandle) => load().ioKick(h),
+  ioStop: (h: IoHandle) => wrap(() => load().ioStop(h)),
+};
+
+/** Is the addon loadable (built for this Node)? */
+export function nativeAvailable(): boolean {
+  try {
+    load();
+    return true;
+  } catch {
+    return false;
+  }
+}
