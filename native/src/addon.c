@@ -126,6 +126,7 @@ NAPI_MODULE_INIT() {
   EXPORT("rawSocket", netdev_raw_socket);
   EXPORT("udpSocket", netdev_udp_socket);
   EXPORT("tcpListener", netdev_tcp_listener);
+  EXPORT("tcpSocket", netdev_tcp_socket);
   EXPORT("close", netdev_close);
   EXPORT("ioStart", io_start);
   EXPORT("ioKick", io_kick);

@@ -25,6 +25,7 @@ napi_value netdev_configure(napi_env env, napi_callback_info info);
 napi_value netdev_raw_socket(napi_env env, napi_callback_info info);
 napi_value netdev_udp_socket(napi_env env, napi_callback_info info);
 napi_value netdev_tcp_listener(napi_env env, napi_callback_info info);
+napi_value netdev_tcp_socket(napi_env env, napi_callback_info info);
 napi_value netdev_close(napi_env env, napi_callback_info info);
 napi_value netdev_ifindex(napi_env env, napi_callback_info info);
 

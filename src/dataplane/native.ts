@@ -16,7 +16,21 @@ export interface TunDevice {
   name: string;
 }
 
-export interface InterfaceConfig {
+/** Run the operation inside this network namespace (name under /var/run/netns, or a path). */
+export interface InNamespace {
+  netns?: string;
+}
+
+export interface SocketOptions extends InNamespace {
+  address?: string;
+  port?: number;
+  reusePort?: boolean;
+  rcvbuf?: number;
+  sndbuf?: number;
+  backlog?: number;
+}
+
+export interface InterfaceConfig extends InNamespace {
   mtu?: number;
   txQueueLen?: number;
   ipv4?: string;
@@ -39,12 +53,13 @@ export interface IoOptions {
 
 interface RawAddon {
   abi(): Record<string, number>;
-  openTun(name: string, multiQueue: boolean): TunDevice;
+  openTun(name: string, opts: { multiQueue?: boolean } & InNamespace): TunDevice;
   configureInterface(name: string, cfg: InterfaceConfig): void;
-  interfaceIndex(name: string): number;
-  rawSocket(protocol: number, opts?: { address?: string; rcvbuf?: number; sndbuf?: number }): number;
-  udpSocket(opts: { address?: string; port: number; reusePort?: boolean; rcvbuf?: number; sndbuf?: number }): number;
-  tcpListener(opts: { address?: string; port: number; backlog?: number; reusePort?: boolean }): number;
+  interfaceIndex(name: string, opts?: InNamespace): number;
+  rawSocket(protocol: number, opts?: SocketOptions): number;
+  udpSocket(opts: SocketOptions): number;
+  tcpListener(opts: SocketOptions): number;
+  tcpSocket(opts: SocketOptions): number;
   close(fd: number): void;
   ioStart(memory: Uint8Array, opts: IoOptions, onWake: () => void): IoHandle;
   ioKick(h: IoHandle): void;
@@ -88,15 +103,16 @@ function wrap<T>(fn: () => T): T {
 
 export const native = {
   abi: () => load().abi(),
-  openTun: (name: string, multiQueue = false) => wrap(() => load().openTun(name, multiQueue)),
+  openTun: (name: string, opts: { multiQueue?: boolean } & InNamespace = {}) => wrap(() => load().openTun(name, opts)),
   configureInterface: (name: string, cfg: InterfaceConfig) => wrap(() => load().configureInterface(name, cfg)),
-  interfaceIndex: (name: string) => wrap(() => load().interfaceIndex(name)),
-  rawSocket: (protocol: number, opts?: { address?: string; rcvbuf?: number; sndbuf?: number }) =>
-    wrap(() => load().rawSocket(protocol, opts)),
-  udpSocket: (opts: { address?: string; port: number; reusePort?: boolean; rcvbuf?: number; sndbuf?: number }) =>
-    wrap(() => load().udpSocket(opts)),
-  tcpListener: (opts: { address?: string; port: number; backlog?: number; reusePort?: boolean }) =>
-    wrap(() => load().tcpListener(opts)),
+  interfaceIndex: (name: string, opts: InNamespace = {}) => wrap(() => load().interfaceIndex(name, opts)),
+  /** IPv4 raw socket for an IP protocol (47 GRE, 50 ESP); received packets include the IP header. */
+  rawSocket: (protocol: number, opts: SocketOptions = {}) => wrap(() => load().rawSocket(protocol, opts)),
+  udpSocket: (opts: SocketOptions) => wrap(() => load().udpSocket(opts)),
+  /** A bound, listening TCP socket: hand it to net.Server.listen({ fd }). */
+  tcpListener: (opts: SocketOptions) => wrap(() => load().tcpListener(opts)),
+  /** An unconnected TCP socket (e.g. in another namespace): new net.Socket({ fd }).connect(...). */
+  tcpSocket: (opts: SocketOptions = {}) => wrap(() => load().tcpSocket(opts)),
   close: (fd: number) => wrap(() => load().close(fd)),
   ioStart: (memory: Uint8Array, opts: IoOptions, onWake: () => void) => wrap(() => load().ioStart(memory, opts, onWake)),
   ioKick: (h: IoHandle) => load().ioKick(h),
