@@ -23,7 +23,9 @@ export function responderRun(budget: u32): u32 {
     count(Stat.TUN_RX_BYTES, len);
     const ihl = ipv4HeaderLen(p, len);
     if (ihl == 0) {
-      drop(len > 0 && (load<u8>(p) >> 4) != 4 ? Drop.BAD_IP_VERSION : Drop.BAD_IP_HEADER);
+      const v = len > 0 ? <u32>load<u8>(p) >> 4 : 0;
+      // IPv6 is valid traffic the responder does not answer (router solicitations and the like).
+      drop(v == 6 ? Drop.NOT_ICMP_ECHO : v != 4 ? Drop.BAD_IP_VERSION : Drop.BAD_IP_HEADER);
       ringRelease(rx);
       continue;
     }

@@ -50,7 +50,8 @@ describe('data plane engine (in memory, no native threads)', () => {
     const rx = dp.ring(abi.RingId.TUN_RX);
     rx.push(ipv4Packet('198.18.1.2', '198.18.1.1', 17, new Uint8Array(12))); // UDP
     rx.push(ipv4Packet('198.18.1.2', '198.18.1.1', 1, icmpEcho(0, 1, 1, new Uint8Array(4)))); // echo reply
-    rx.push(new Uint8Array([0x60, 0, 0, 0])); // IPv6 version nibble
+    rx.push(new Uint8Array([0x60, 0, 0, 0])); // IPv6: valid, not answered
+    rx.push(new Uint8Array([0x50, 0, 0, 0])); // version 5
     const bad = ipv4Packet('198.18.1.2', '198.18.1.1', 1, icmpEcho(8, 1, 1, new Uint8Array(4)));
     bad[0] = 0x4f; // IHL 60 > length
     rx.push(bad);
@@ -60,7 +61,7 @@ describe('data plane engine (in memory, no native threads)', () => {
     rx.push(new Uint8Array(0));
     dp.pump();
     const d = dp.drops();
-    expect(d.not_icmp_echo).toBe(2n);
+    expect(d.not_icmp_echo).toBe(3n);
     expect(d.bad_ip_version).toBe(1n);
     expect(d.bad_ip_header).toBe(3n);
     expect(dp.ring(abi.RingId.TUN_TX).occupancy).toBe(0);

@@ -1,0 +1,211 @@
+/**
+ * The native addon against the real kernel: ABI agreement with
+ * assembly/abi.ts, raw GRE (47) and ESP (50) sockets moving packets across a
+ * veth pair between two namespaces through rings, and the typed errors a
+ * user sees (no /dev/net/tun, no privilege, name taken, bad namespace).
+ */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as abi from '../assembly/abi.js';
+import { native, nativeAvailable } from '../src/dataplane/native.js';
+import { Ring } from '../src/dataplane/ring.js';
+import { createMemory } from '../src/dataplane/wasm.js';
+import { NativeError } from '../src/util/errors.js';
+
+const pexec = promisify(execFile);
+const here = path.dirname(fileURLToPath(import.meta.url));
+const addonFile = path.resolve(here, '../native/build/Release/vpngw_native.node');
+const isRoot = process.getuid?.() === 0;
+if (!isRoot) console.error('\n*** SKIPPED native end-to-end tests: they need root (namespaces, raw sockets, TUN) ***\n');
+
+describe('native addon ABI', () => {
+  it('agrees with assembly/abi.ts on every ring and slot offset', () => {
+    expect(nativeAvailable()).toBe(true);
+    const n = native.abi();
+    const a = abi as unknown as Record<string, number>;
+    for (const k of Object.keys(n)) expect([k, n[k]]).toEqual([k, a[k]]);
+    expect(Object.keys(n).length).toBeGreaterThan(15);
+  });
+
+  it('rejects rings whose geometry does not fit the memory', () => {
+    const mem = createMemory(32);
+    const u8 = new Uint8Array(mem.buffer as SharedArrayBuffer);
+    const dv = new DataView(mem.buffer as SharedArrayBuffer);
+    dv.setUint32(abi.DP_BASE + abi.R_SLOTS, 3, true); // not a power of two
+    dv.setUint32(abi.DP_BASE + abi.R_SLOT_SIZE, abi.SLOT_SIZE, true);
+    expect(() => native.ioStart(u8, { fd: 0, kind: 'tun', rxRing: abi.DP_BASE }, () => {})).toThrow(/bad geometry/);
+    expect(() => native.ioStart(u8, { fd: 0, kind: 'tun', rxRing: 1 << 30 }, () => {})).toThrow(/outside the memory/);
+    expect(() => native.ioStart(u8, { fd: 0, kind: 'tun' }, () => {})).toThrow(/rxRing, txRing or both/);
+  });
+});
+
+class Ns {
+  constructor(readonly name: string) {}
+  static async create(tag: string): Promise<Ns> {
+    const name = `vgn-${tag}-${process.pid}-${Math.floor(Math.random() * 1e6)}`;
+    await pexec('ip', ['netns', 'add', name]);
+    await pexec('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
+    return new Ns(name);
+  }
+  ip(...args: string[]) {
+    return pexec('ip', ['-n', this.name, ...args]);
+  }
+  async destroy() {
+    await pexec('ip', ['netns', 'del', this.name]).catch(() => undefined);
+  }
+}
+
+function ringPair(slots = 64) {
+  const mem = createMemory(64);
+  const dv = new DataView(mem.buffer as SharedArrayBuffer);
+  const tx = abi.DP_BASE;
+  const rx = abi.DP_BASE + abi.RING_HEADER_SIZE + slots * abi.SLOT_SIZE;
+  for (const off of [tx, rx]) {
+    dv.setUint32(off + abi.R_SLOTS, slots, true);
+    dv.setUint32(off + abi.R_SLOT_SIZE, abi.SLOT_SIZE, true);
+  }
+  return { mem, u8: new Uint8Array(mem.buffer as SharedArrayBuffer), tx: new Ring(mem, tx), rx: new Ring(mem, rx), txOff: tx, rxOff: rx };
+}
+
+/** Network-order IPv4 address as the slot's little-endian u32 field holds it. */
+function slotAddr(a: string): number {
+  const b = new Uint8Array(a.split('.').map(Number));
+  return new DataView(b.buffer).getUint32(0, true);
+}
+
+async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (cond()) return true;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return cond();
+}
+
+describe.skipIf(!isRoot)('raw IP sockets across a veth pair', () => {
+  let a: Ns;
+  let b: Ns;
+  beforeAll(async () => {
+    a = await Ns.create('a');
+    b = await Ns.create('b');
+    const va = `va${process.pid % 100000}`;
+    const vb = `vb${process.pid % 100000}`;
+    await pexec('ip', ['link', 'add', va, 'netns', a.name, 'type', 'veth', 'peer', 'name', vb, 'netns', b.name]);
+    await a.ip('addr', 'add', '198.18.7.1/24', 'dev', va);
+    await b.ip('addr', 'add', '198.18.7.2/24', 'dev', vb);
+    await a.ip('link', 'set', va, 'up');
+    await b.ip('link', 'set', vb, 'up');
+  });
+  afterAll(async () => {
+    await a?.destroy();
+    await b?.destroy();
+  });
+
+  for (const [proto, label] of [
+    [47, 'GRE'],
+    [50, 'ESP'],
+  ] as const) {
+    it(`sends ${label} packets from ring to ring (A -> B) with addresses in the slot`, async () => {
+      const fdA = native.rawSocket(proto, { netns: a.name });
+      const fdB = native.rawSocket(proto, { netns: b.name });
+      const A = ringPair();
+      const B = ringPair();
+      let wokeB = 0;
+      const hA = native.ioStart(A.u8, { fd: fdA, kind: 'socket', txRing: A.txOff, rxRing: A.rxOff }, () => {});
+      const hB = native.ioStart(B.u8, { fd: fdB, kind: 'socket', txRing: B.txOff, rxRing: B.rxOff }, () => {
+        wokeB++;
+      });
+      try {
+        B.rx.sleepConsumer();
+        // Enhanced GRE (RFC 2637 4.1): flags K+S, version 1, proto 880b, key = len|call id, seq.
+        const payloads: Uint8Array[] = [];
+        for (let i = 0; i < 20; i++) {
+          const p = new Uint8Array(16 + i * 37);
+          if (proto === 47) p.set([0x30, 0x01, 0x88, 0x0b, 0, p.length - 12, 0x12, 0x34, 0, 0, 0, i]);
+          else p.set([0, 0, 0x10, 0x01, 0, 0, 0, i + 1]);
+          for (let j = 12; j < p.length; j++) p[j] = (j * 7 + i) & 255;
+          payloads.push(p);
+          expect(A.tx.push(p, { addr: slotAddr('198.18.7.2') })).toBe(true);
+        }
+        if (A.tx.takeConsumerSleeping()) native.ioKick(hA);
+        expect(await waitFor(() => B.rx.occupancy >= 20, 5000)).toBe(true);
+        expect(wokeB).toBeGreaterThanOrEqual(1);
+        const got: { data: Uint8Array; addr: number }[] = [];
+        B.rx.drain((p, m) => got.push({ data: p.slice(), addr: m.addr }));
+        expect(got).toHaveLength(20);
+        got.forEach((g, i) => {
+          const ihl = (g.data[0]! & 15) * 4;
+          expect(g.data[9]).toBe(proto); // IP header included on receive
+          expect(g.addr).toBe(slotAddr('198.18.7.1'));
+          expect(Array.from(g.data.subarray(ihl))).toEqual(Array.from(payloads[i]!));
+        });
+        expect(B.rx.counter(abi.R_IO_ERRORS)).toBe(0n);
+      } finally {
+        native.ioStop(hA);
+        native.ioStop(hB);
+        native.close(fdA);
+        native.close(fdB);
+      }
+    });
+  }
+
+  it('counts an unsendable packet as an I/O error and keeps going', async () => {
+    const fd = native.rawSocket(47, { netns: a.name });
+    const A = ringPair();
+    const h = native.ioStart(A.u8, { fd, kind: 'socket', txRing: A.txOff }, () => {});
+    try {
+      A.tx.push(new Uint8Array(16), { addr: slotAddr('203.0.113.1') }); // no route in the namespace
+      A.tx.push(new Uint8Array(16), { addr: slotAddr('198.18.7.2') });
+      if (A.tx.takeConsumerSleeping()) native.ioKick(h);
+      expect(await waitFor(() => A.tx.occupancy === 0, 3000)).toBe(true);
+      expect(A.tx.counter(abi.R_IO_ERRORS)).toBe(1n);
+      expect(A.tx.counter(abi.R_CONSUMED_PKTS)).toBe(2n);
+    } finally {
+      native.ioStop(h);
+      native.close(fd);
+    }
+  });
+});
+
+describe.skipIf(!isRoot)('typed errors a user understands', () => {
+  const child = (script: string, wrapper: string[] = []) =>
+    pexec(wrapper[0] ?? process.execPath, [...wrapper.slice(1), ...(wrapper.length ? [process.execPath] : []), '-e', script], {
+      timeout: 10_000,
+    })
+      .then((r) => r.stdout.trim())
+      .catch((e: { stdout?: string }) => String(e.stdout ?? '').trim());
+  const probe = (call: string) =>
+    `const a=require(${JSON.stringify(addonFile)});try{${call};console.log('ok')}catch(e){console.log(e.code+'|'+e.message)}`;
+
+  it('a name that is taken (an existing non-TUN device) -> ERR_DEVICE_BUSY', () => {
+    let err: unknown;
+    try {
+      native.openTun('lo');
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(NativeError);
+    expect((err as NativeError).code).toBe('ERR_DEVICE_BUSY');
+    expect((err as NativeError).message).toMatch(/'lo' exists and is not a TUN device/);
+  });
+
+  it('an unknown namespace -> ERR_USAGE naming it', () => {
+    expect(() => native.openTun('x0', { netns: 'no-such-ns-vpngw' })).toThrow(/network namespace 'no-such-ns-vpngw' is not available/);
+  });
+
+  it('without privileges -> ERR_PERMISSION saying what is needed', async () => {
+    const out = await child(probe("a.openTun('vgperm0',{})"), ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']);
+    expect(out).toMatch(/^ERR_PERMISSION\|.*(CAP_NET_ADMIN|run as root)/);
+    const raw = await child(probe('a.rawSocket(47,{})'), ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']);
+    expect(raw).toMatch(/^ERR_PERMISSION\|.*CAP_NET_RAW/);
+  });
+
+  it('without /dev/net/tun -> ERR_NO_TUN with the fix', async () => {
+    // A private mount namespace where /dev/net is an empty tmpfs.
+    const out = await child(probe("a.openTun('vgnotun0',{})"), ['unshare', '-m', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs none /dev/net && exec "$0" "$@"']);
+    expect(out).toMatch(/^ERR_NO_TUN\|\/dev\/net\/tun is missing/);
+  });
+});
