@@ -25,7 +25,7 @@ export function responderRun(budget: u32): u32 {
     if (ihl == 0) {
       const v = len > 0 ? <u32>load<u8>(p) >> 4 : 0;
       // IPv6 is valid traffic the responder does not answer (router solicitations and the like).
-      drop(v == 6 ? Drop.NOT_ICMP_ECHO : v != 4 ? Drop.BAD_IP_VERSION : Drop.BAD_IP_HEADER);
+      drop(len == 0 ? Drop.TRUNCATED : v == 6 ? Drop.NOT_ICMP_ECHO : v != 4 ? Drop.BAD_IP_VERSION : Drop.BAD_IP_HEADER);
       ringRelease(rx);
       continue;
     }

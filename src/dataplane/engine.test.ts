@@ -63,7 +63,8 @@ describe('data plane engine (in memory, no native threads)', () => {
     const d = dp.drops();
     expect(d.not_icmp_echo).toBe(3n);
     expect(d.bad_ip_version).toBe(1n);
-    expect(d.bad_ip_header).toBe(3n);
+    expect(d.bad_ip_header).toBe(2n);
+    expect(d.truncated).toBe(1n);
     expect(dp.ring(abi.RingId.TUN_TX).occupancy).toBe(0);
   });
 
