@@ -12,6 +12,8 @@ import { environment, markdownTable, type BenchSuite } from './lib.js';
 
 const suites: Record<string, () => Promise<{ suite: BenchSuite }>> = {
   // Each module exports `suite`. Suites register here as they land.
+  ring: () => import('./ring.js'),
+  tun: () => import('./tun.js'),
 };
 
 async function main(): Promise<void> {

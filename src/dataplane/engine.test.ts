@@ -80,3 +80,14 @@ describe('data plane engine (in memory, no native threads)', () => {
     expect(seqs).toEqual([0, 1, 2, 3]);
   });
 });
+
+describe('ring counters', () => {
+  it('carry into the high word of the u64', () => {
+    const dp = new DataPlane({ mode: abi.Mode.RESPONDER, maxSessions: 16 });
+    const r = dp.ring(abi.RingId.INJECT);
+    const at = r.offset + abi.R_PRODUCED_BYTES;
+    dp.dv.setBigUint64(at, 0xffff_fff0n, true);
+    r.push(new Uint8Array(0x20));
+    expect(dp.dv.getBigUint64(at, true)).toBe(0x1_0000_0010n);
+  });
+});

@@ -146,8 +146,15 @@ export class Ring {
     return this.dv.getBigUint64(this.offset + field, true);
   }
 
+  /** Add to a u64 counter as two u32 words (no BigInt on the per-packet path; one writer per counter). */
   private bump(field: number, n: number): void {
-    const at = this.offset + field;
-    this.dv.setBigUint64(at, this.dv.getBigUint64(at, true) + BigInt(n), true);
+    const i = (this.offset + field) >>> 2;
+    const lo = this.u32[i]! + n;
+    if (lo > 0xffffffff) {
+      this.u32[i] = lo >>> 0;
+      this.u32[i + 1] = (this.u32[i + 1]! + Math.floor(lo / 0x100000000)) >>> 0;
+    } else {
+      this.u32[i] = lo;
+    }
   }
 }
