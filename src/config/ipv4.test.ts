@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { coveredBy, formatIpv4, isLoopback, normalize, parseIpv4, parsePoolEntry, without } from './ipv4.js';
+import { coveredBy, formatIpv4, isLoopback, networkOf, parseIpv4, parsePoolEntry } from './ipv4.js';
 
 describe('ipv4 helpers', () => {
   it('parses and formats dotted quads, rejecting near misses', () => {
@@ -8,7 +8,7 @@ describe('ipv4 helpers', () => {
     for (const bad of ['198.18.128', '198.18.128.256', '01.2.3.4', '1.2.3.4 ', '', 'a.b.c.d']) expect(parseIpv4(bad)).toBeUndefined();
   });
 
-  it('pool entries: CIDR host addresses, /31 and /32 whole, ranges inclusive, single addresses', () => {
+  it('pool entries (shared with src/pool): CIDR host addresses, /31 and /32 whole, ranges inclusive, single addresses', () => {
     expect(parsePoolEntry('198.18.128.0/24')).toEqual({ first: 0xc6128001, last: 0xc61280fe });
     expect(parsePoolEntry('198.18.128.4/31')).toEqual({ first: 0xc6128004, last: 0xc6128005 });
     expect(parsePoolEntry('198.18.128.9/32')).toEqual({ first: 0xc6128009, last: 0xc6128009 });
@@ -20,12 +20,8 @@ describe('ipv4 helpers', () => {
   });
 
   it('set operations used by pool reload', () => {
-    expect(normalize([{ first: 5, last: 9 }, { first: 1, last: 4 }, { first: 20, last: 21 }])).toEqual([
-      { first: 1, last: 9 },
-      { first: 20, last: 21 },
-    ]);
-    expect(without([{ first: 1, last: 5 }], 3)).toEqual([{ first: 1, last: 2 }, { first: 4, last: 5 }]);
-    expect(without([{ first: 1, last: 1 }], 1)).toEqual([]);
+    expect(networkOf(0xc6128001, 24)).toEqual({ first: 0xc6128000, last: 0xc61280ff });
+    expect(networkOf(0xc6128001, 0)).toEqual({ first: 0, last: 0xffffffff });
     expect(coveredBy([{ first: 2, last: 3 }], [{ first: 1, last: 2 }, { first: 3, last: 9 }])).toBe(true);
     expect(coveredBy([{ first: 2, last: 10 }], [{ first: 1, last: 9 }])).toBe(false);
   });

@@ -29,6 +29,7 @@ import {
   parseIpv4,
   parsePoolEntry,
   contains,
+  normalize,
   type Ipv4Interval,
 } from './ipv4.js';
 import type { ConfigIssue } from '../util/errors.js';
@@ -389,18 +390,8 @@ export function tunNetwork(c: Pick<Config, 'dataplane'>): Ipv4Interval {
 
 /** A pool's addresses as intervals (the gateway address excluded). */
 export function poolIntervals(c: Pick<Config, 'dataplane'>, pool: PoolConfig): Ipv4Interval[] {
-  const gw = parseIpv4(c.dataplane.gateway)!;
-  const out: Ipv4Interval[] = [];
-  for (const r of pool.ranges) {
-    const i = parsePoolEntry(r);
-    if (typeof i === 'string') continue;
-    if (gw < i.first || gw > i.last) out.push(i);
-    else {
-      if (i.first < gw) out.push({ first: i.first, last: gw - 1 });
-      if (gw < i.last) out.push({ first: gw + 1, last: i.last });
-    }
-  }
-  return out;
+  const entries = pool.ranges.map(parsePoolEntry).filter((i): i is Ipv4Interval => typeof i !== 'string');
+  return normalize(entries, [parseIpv4(c.dataplane.gateway)!]);
 }
 
 export function poolSize(c: Pick<Config, 'dataplane'>, pool: PoolConfig): number {
