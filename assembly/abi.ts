@@ -104,7 +104,15 @@ export const R_FULL_EVENTS = 208;
 export const R_IO_ERRORS = 216;
 export const R_CONSUMED_PKTS = 224;
 
+/** Slot size of the packet rings (TUN, GRE, ESP, CTRL, INJECT). */
 export const SLOT_SIZE = 2048;
+/**
+ * Slot size of the stream rings (STREAM_IN, STREAM_OUT): a whole TLS record's
+ * plaintext (16 KiB) fits one slot, and the data plane coalesces several
+ * downlink frames for one session into one STREAM_OUT slot (one TLS write).
+ */
+export const STREAM_SLOT_SIZE = 16512;
+export const STREAM_SLOT_MAX_PAYLOAD = 16384;
 export const SLOT_HEADER_SIZE = 16;
 /** Room in front of a payload written by a device reader, for headers prepended in place. */
 export const SLOT_HEADROOM = 112;
@@ -205,8 +213,12 @@ export enum Drop {
   L2TP_HEADER = 22,
   STREAM_OVERFLOW = 23,
   SESSION_DOWN = 24,
+  /** IPv6 data (no IPv6 forwarding yet: IPV6CP negotiates link-local only). */
+  IPV6_NOT_ROUTED = 25,
+  /** A stream-ring slot named a session that is not attached to a stream tunnel. */
+  STREAM_NO_SESSION = 26,
 }
-export const DROP_COUNT = 25;
+export const DROP_COUNT = 27;
 
 // ---------------------------------------------------------------------------
 // Session table: L_MAX_SESSIONS entries of SESSION_SIZE bytes. The generic
@@ -227,9 +239,18 @@ export const SE_DOWN_BYTES = 64; // u64
 export const SE_DROPS = 72; // u64
 export const SE_PROTO = 128;
 
+/**
+ *   FREE --sessionAttach--> ATTACHED --sessionActivate--> ACTIVE
+ *     ^                         |                            |
+ *     +------------------- sessionDeactivate ----------------+
+ * ATTACHED: the tunnel framing runs in the data plane (control frames are
+ * diverted to TypeScript) but no IP flows; ACTIVE: the inner address is
+ * bound and IP packets are forwarded.
+ */
 export enum SessionState {
   FREE = 0,
-  ACTIVE = 1,
+  ATTACHED = 1,
+  ACTIVE = 2,
 }
 
 export enum Tunnel {
@@ -247,6 +268,23 @@ export enum SessionFlag {
   PFC = 8,
   /** Address-and-control-field compression negotiated for frames we send. */
   ACFC = 16,
+  /** Client role: uplink means TUN -> tunnel; the inner address is the destination on downlink. */
+  CLIENT = 32,
+  /** The stream framing broke (bad SSTP header): further stream input is dropped. */
+  STREAM_BROKEN = 64,
+}
+
+/** SSTP session fields (from SE_PROTO). */
+export const SE_STREAM_PARTIAL = 128; // u32 bytes of an incomplete SSTP packet held in the stream buffer
+
+/** What a CTRL ring slot carries (slot aux). */
+export enum CtrlKind {
+  /** A PPP frame that is not forwarded data (LCP, auth, NCPs, CCP), as received (with ff 03 if present). */
+  PPP_FRAME = 1,
+  /** A whole SSTP control packet (header included). */
+  SSTP_CONTROL = 2,
+  /** The session's stream framing broke; payload is empty. The session must be torn down. */
+  STREAM_ERROR = 3,
 }
 
 /** Per-session stream reassembly buffer (SSTP: one record up to 4095 bytes, plus a partial next). */

@@ -5,7 +5,8 @@ import { loadLayout, mode, INIT_OK } from './layout';
 import { responderRun } from './responder';
 import { forwardRun } from './forward';
 
-export { sessionActivate, sessionDeactivate, v4Lookup } from './session';
+export { sessionAttach, sessionActivate, sessionDeactivate, v4Lookup } from './session';
+export { setDefaultSession } from './forward';
 export * from './crypto/exports';
 
 export function abiVersion(): i32 {

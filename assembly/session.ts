@@ -87,16 +87,35 @@ export const SESS_BAD_INDEX: i32 = 1;
 export const SESS_ADDRESS_IN_USE: i32 = 2;
 export const SESS_NOT_ACTIVE: i32 = 3;
 
+export const SESS_BAD_STATE: i32 = 4;
+
 /**
- * Make a session entry live: the control plane has written its fields (kind,
- * addresses, keys, protocol state); this publishes its address in the lookup.
+ * Attach a session's tunnel framing to the data plane (FREE -> ATTACHED):
+ * the control plane has written its kind and flags; from now on its stream
+ * or packets are parsed here and control frames diverted, but no IP flows.
+ */
+export function sessionAttach(idx: u32): i32 {
+  if (idx >= maxSessions) return SESS_BAD_INDEX;
+  const s = sessionAddr(idx);
+  if (load<u32>(s + SE_STATE) != SessionState.FREE) return SESS_BAD_STATE;
+  store<u32>(s + SE_GEN, load<u32>(s + SE_GEN) + 1);
+  store<u32>(s + SE_STATE, SessionState.ATTACHED);
+  return SESS_OK;
+}
+
+/**
+ * Make a session's IP path live (ATTACHED -> ACTIVE): the control plane has
+ * written its inner address, MTU and keys; this publishes the address in the
+ * lookup. A session may also be activated straight from FREE.
  */
 export function sessionActivate(idx: u32): i32 {
   if (idx >= maxSessions) return SESS_BAD_INDEX;
   const s = sessionAddr(idx);
+  const state = load<u32>(s + SE_STATE);
+  if (state == SessionState.ACTIVE) return SESS_BAD_STATE;
   const v4 = load<u32>(s + SE_V4);
   if (v4 != 0 && !v4Insert(v4, idx)) return SESS_ADDRESS_IN_USE;
-  store<u32>(s + SE_GEN, load<u32>(s + SE_GEN) + 1);
+  if (state == SessionState.FREE) store<u32>(s + SE_GEN, load<u32>(s + SE_GEN) + 1);
   store<u32>(s + SE_STATE, SessionState.ACTIVE);
   return SESS_OK;
 }
@@ -105,9 +124,10 @@ export function sessionActivate(idx: u32): i32 {
 export function sessionDeactivate(idx: u32): i32 {
   if (idx >= maxSessions) return SESS_BAD_INDEX;
   const s = sessionAddr(idx);
-  if (load<u32>(s + SE_STATE) != SessionState.ACTIVE) return SESS_NOT_ACTIVE;
+  const state = load<u32>(s + SE_STATE);
+  if (state == SessionState.FREE) return SESS_NOT_ACTIVE;
   const v4 = load<u32>(s + SE_V4);
-  if (v4 != 0) v4Remove(v4);
+  if (state == SessionState.ACTIVE && v4 != 0) v4Remove(v4);
   const gen = load<u32>(s + SE_GEN);
   memory.fill(s, 0, SESSION_SIZE);
   store<u32>(s + SE_GEN, gen);

@@ -40,6 +40,7 @@ export const SESSION_RESULTS: Record<number, string> = {
   1: 'session index out of range',
   2: 'inner address already bound to another session',
   3: 'session is not active',
+  4: 'session is in the wrong state for this step',
 };
 
 export class DataPlane {
@@ -134,6 +135,24 @@ export class DataPlane {
     const ok = this.ring(id).push(data, meta);
     this.schedule();
     return ok;
+  }
+
+  /**
+   * Stream bytes read from session idx's transport (SSTP over TLS), split
+   * into STREAM_IN slots in order. Returns how many bytes were accepted:
+   * fewer than given when the ring is full; the caller keeps the rest, pauses
+   * its socket, and retries on the next onStreamInSpace().
+   */
+  streamIn(idx: number, data: Uint8Array): number {
+    const r = this.ring(abi.RingId.STREAM_IN);
+    let off = 0;
+    while (off < data.length) {
+      const n = Math.min(abi.STREAM_SLOT_MAX_PAYLOAD, data.length - off);
+      if (!r.push(data.subarray(off, off + n), { session: idx })) break;
+      off += n;
+    }
+    if (off > 0) this.schedule();
+    return off;
   }
 
   /** Run the pump soon (coalesced). Safe to call from any event. */

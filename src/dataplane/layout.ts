@@ -29,10 +29,15 @@ export const DEFAULT_RING_SLOTS: Readonly<Record<abi.RingId, number>> = {
   [abi.RingId.ESP_TX]: 0,
   [abi.RingId.CTRL]: 256,
   [abi.RingId.INJECT]: 256,
-  [abi.RingId.STREAM_IN]: 1024,
-  [abi.RingId.STREAM_OUT]: 1024,
+  [abi.RingId.STREAM_IN]: 256,
+  [abi.RingId.STREAM_OUT]: 256,
 };
 export const DEFAULT_MAX_SESSIONS = 1024;
+
+/** Slot size of each ring (stream rings carry TLS-record-sized chunks). */
+export function slotSizeOf(id: abi.RingId): number {
+  return id === abi.RingId.STREAM_IN || id === abi.RingId.STREAM_OUT ? abi.STREAM_SLOT_SIZE : abi.SLOT_SIZE;
+}
 
 export interface Layout {
   readonly totalBytes: number;
@@ -80,7 +85,7 @@ export function computeLayout(opts: LayoutOptions = {}): Layout {
       continue;
     }
     rings.push(at);
-    at = align(at + abi.RING_HEADER_SIZE + slots * abi.SLOT_SIZE);
+    at = align(at + abi.RING_HEADER_SIZE + slots * slotSizeOf(id));
   }
   const sessionTable = at;
   at = align(at + maxSessions * abi.SESSION_SIZE);
@@ -152,7 +157,7 @@ export function writeLayout(memory: WebAssembly.Memory, l: Layout): void {
     dv.setUint32(l.ringDir + id * 4, r, true);
     if (!r) continue;
     dv.setUint32(r + abi.R_SLOTS, l.ringSlots[id]!, true);
-    dv.setUint32(r + abi.R_SLOT_SIZE, abi.SLOT_SIZE, true);
+    dv.setUint32(r + abi.R_SLOT_SIZE, slotSizeOf(id), true);
     dv.setUint32(r + abi.R_ID, id, true);
   }
 }

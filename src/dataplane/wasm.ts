@@ -15,7 +15,9 @@ export interface DataPlaneExports {
   heapBase(): number;
   init(): number;
   process(budget: number): number;
+  sessionAttach(idx: number): number;
   sessionActivate(idx: number): number;
+  setDefaultSession(idx: number): void;
   sessionDeactivate(idx: number): number;
   v4Lookup(addr: number): number;
   _initialize(): void;

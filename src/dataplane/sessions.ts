@@ -1,0 +1,120 @@
+/**
+ * The control plane's handle on the data-plane session table: allocate an
+ * entry, attach a tunnel's framing (control frames start to be diverted),
+ * activate its IP path once PPP is up (inner address bound), read its
+ * counters, release it on teardown. Entries are written only here and by the
+ * WASM side of the same worker (same thread), so no locking is needed.
+ */
+import * as abi from '../../assembly/abi.js';
+import { VpnError } from '../util/errors.js';
+import type { DataPlane } from './engine.js';
+import { SESSION_RESULTS } from './engine.js';
+
+export interface AttachParams {
+  tunnel: abi.Tunnel;
+  /** Client role (our own client): the inner address is the destination of downlink packets. */
+  client?: boolean;
+}
+
+export interface ActivateParams {
+  /** Inner IPv4 address (dotted quad): the client's address on both sides. */
+  ipv4: string;
+  /** Largest IP packet the tunnel carries towards the peer. */
+  mtu: number;
+  /** PPP header compression negotiated for frames we send. */
+  pfc?: boolean;
+  acfc?: boolean;
+}
+
+export interface SessionCounters {
+  upPackets: bigint;
+  upBytes: bigint;
+  downPackets: bigint;
+  downBytes: bigint;
+  drops: bigint;
+}
+
+export function ipv4ToInt(a: string): number {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(a);
+  if (!m) throw new VpnError('ERR_USAGE', `'${a}' is not an IPv4 address`);
+  const parts = m.slice(1).map(Number);
+  if (parts.some((p) => p > 255)) throw new VpnError('ERR_USAGE', `'${a}' is not an IPv4 address`);
+  return ((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0;
+}
+
+export class SessionTable {
+  private readonly freeList: number[] = [];
+  private readonly inUse = new Set<number>();
+
+  constructor(private readonly dp: DataPlane) {
+    for (let i = dp.layout.maxSessions - 1; i >= 0; i--) this.freeList.push(i);
+  }
+
+  get capacity(): number {
+    return this.dp.layout.maxSessions;
+  }
+
+  get used(): number {
+    return this.inUse.size;
+  }
+
+  /** A free entry, or undefined when the table is full (the caller refuses the session, counted). */
+  allocate(): number | undefined {
+    const idx = this.freeList.pop();
+    if (idx !== undefined) this.inUse.add(idx);
+    return idx;
+  }
+
+  private entry(idx: number): number {
+    if (!this.inUse.has(idx)) throw new VpnError('ERR_USAGE', `session entry ${idx} is not allocated`);
+    return this.dp.sessionOffset(idx);
+  }
+
+  private check(r: number, what: string, idx: number): void {
+    if (r !== 0) throw new VpnError('ERR_PROTOCOL', `${what} session ${idx}: ${SESSION_RESULTS[r] ?? `code ${r}`}`);
+  }
+
+  attach(idx: number, p: AttachParams): void {
+    const se = this.entry(idx);
+    const dv = this.dp.dv;
+    dv.setUint32(se + abi.SE_KIND, p.tunnel, true);
+    dv.setUint32(se + abi.SE_FLAGS, p.client ? abi.SessionFlag.CLIENT : 0, true);
+    this.check(this.dp.wasm.sessionAttach(idx), 'attach', idx);
+  }
+
+  activate(idx: number, p: ActivateParams): void {
+    const se = this.entry(idx);
+    const dv = this.dp.dv;
+    dv.setUint32(se + abi.SE_V4, ipv4ToInt(p.ipv4), true);
+    dv.setUint32(se + abi.SE_MTU, p.mtu, true);
+    let flags = dv.getUint32(se + abi.SE_FLAGS, true) | abi.SessionFlag.IPV4;
+    if (p.pfc) flags |= abi.SessionFlag.PFC;
+    if (p.acfc) flags |= abi.SessionFlag.ACFC;
+    dv.setUint32(se + abi.SE_FLAGS, flags, true);
+    this.check(this.dp.wasm.sessionActivate(idx), 'activate', idx);
+  }
+
+  state(idx: number): abi.SessionState {
+    return this.dp.dv.getUint32(this.dp.sessionOffset(idx) + abi.SE_STATE, true);
+  }
+
+  counters(idx: number): SessionCounters {
+    const se = this.dp.sessionOffset(idx);
+    const dv = this.dp.dv;
+    return {
+      upPackets: dv.getBigUint64(se + abi.SE_UP_PKTS, true),
+      upBytes: dv.getBigUint64(se + abi.SE_UP_BYTES, true),
+      downPackets: dv.getBigUint64(se + abi.SE_DOWN_PKTS, true),
+      downBytes: dv.getBigUint64(se + abi.SE_DOWN_BYTES, true),
+      drops: dv.getBigUint64(se + abi.SE_DROPS, true),
+    };
+  }
+
+  /** Take the session out of the data path and return its entry. Idempotent. */
+  release(idx: number): void {
+    if (!this.inUse.has(idx)) return;
+    this.dp.wasm.sessionDeactivate(idx); // NOT_ACTIVE for a never-attached entry is fine
+    this.inUse.delete(idx);
+    this.freeList.push(idx);
+  }
+}
