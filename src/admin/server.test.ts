@@ -146,7 +146,7 @@ describe('bearer token', () => {
       ['/sessions/s1', 'DELETE'],
       ['/sessions?user=alice', 'DELETE'],
     ] as const) {
-      for (const headers of [{}, { authorization: 'Bearer wrong-token-0123456789' }, { authorization: `Basic ${TOKEN}` }, { authorization: `Bearer ${TOKEN}x` }]) {
+      for (const headers of [{} as Record<string, string>, { authorization: 'Bearer wrong-token-0123456789' }, { authorization: `Basic ${TOKEN}` }, { authorization: `Bearer ${TOKEN}x` }]) {
         const r = await fetch(`${url}${path}`, { method, headers });
         expect(r.status, `${method} ${path} ${JSON.stringify(headers)}`).toBe(401);
         expect(r.headers.get('www-authenticate')).toBe('Bearer realm="vpngw"');
