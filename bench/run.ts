@@ -14,6 +14,7 @@ const suites: Record<string, () => Promise<{ suite: BenchSuite }>> = {
   // Each module exports `suite`. Suites register here as they land.
   ring: () => import('./ring.js'),
   tun: () => import('./tun.js'),
+  crypto: () => import('./crypto.js'),
 };
 
 async function main(): Promise<void> {

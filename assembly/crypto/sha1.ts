@@ -9,68 +9,12 @@
 //     T = ROTL5(a) + f_t(b,c,d) + e + K_t + W[t]; e=d; d=c; c=ROTL30(b); b=a; a=T
 //
 // Used for MPPE key changes (RFC 3079 section 3, GetNewKeyFromSHA) and key
-// derivation. State lives in caller memory (sizes.ts SHA1_*); W is kept as a
-// ring of 16 words in the context (FIPS 180-4 section 6.1.3).
-import { SHA1_H, SHA1_BUFLEN, SHA1_TOTAL, SHA1_BUF, SHA1_W, SHA1_BLOCK_SIZE } from './sizes';
+// derivation. State lives in caller memory (sizes.ts SHA1_*); the block
+// function is in sha1-compress.ts (generated, unrolled).
+import { SHA1_H, SHA1_BUFLEN, SHA1_TOTAL, SHA1_BUF, SHA1_BLOCK_SIZE } from './sizes';
+import { sha1Compress } from './sha1-compress';
 
 const BLOCK = <usize>SHA1_BLOCK_SIZE;
-
-// FIPS 180-4 section 4.2.1.
-const K0: u32 = 0x5a827999;
-const K1: u32 = 0x6ed9eba1;
-const K2: u32 = 0x8f1bbcdc;
-const K3: u32 = 0xca62c1d6;
-
-// @ts-ignore: decorator
-@inline function wAt(w: usize, t: u32): u32 {
-  return load<u32>(w + ((<usize>t & 15) << 2));
-}
-
-/** FIPS 180-4 6.1.3 (the 16-word ring): compute W[t] for t >= 16 and store it over W[t-16]. */
-// @ts-ignore: decorator
-@inline function schedule(w: usize, t: u32): u32 {
-  const x = rotl<u32>(wAt(w, t - 3) ^ wAt(w, t - 8) ^ wAt(w, t - 14) ^ wAt(w, t), 1);
-  store<u32>(w + ((<usize>t & 15) << 2), x);
-  return x;
-}
-
-function compress(ctx: usize, block: usize): void {
-  const w = ctx + SHA1_W;
-  for (let t: usize = 0; t < 16; t++) store<u32>(w + (t << 2), bswap<u32>(load<u32>(block + (t << 2))));
-  let a = load<u32>(ctx + SHA1_H);
-  let b = load<u32>(ctx + SHA1_H + 4);
-  let c = load<u32>(ctx + SHA1_H + 8);
-  let d = load<u32>(ctx + SHA1_H + 12);
-  let e = load<u32>(ctx + SHA1_H + 16);
-  let t: u32 = 0;
-  // Ch(b, c, d) written as d ^ (b & (c ^ d)).
-  for (; t < 16; t++) {
-    const x = rotl<u32>(a, 5) + (d ^ (b & (c ^ d))) + e + K0 + wAt(w, t);
-    e = d; d = c; c = rotl<u32>(b, 30); b = a; a = x;
-  }
-  for (; t < 20; t++) {
-    const x = rotl<u32>(a, 5) + (d ^ (b & (c ^ d))) + e + K0 + schedule(w, t);
-    e = d; d = c; c = rotl<u32>(b, 30); b = a; a = x;
-  }
-  for (; t < 40; t++) {
-    const x = rotl<u32>(a, 5) + (b ^ c ^ d) + e + K1 + schedule(w, t);
-    e = d; d = c; c = rotl<u32>(b, 30); b = a; a = x;
-  }
-  // Maj(b, c, d) written as (b & c) | (d & (b | c)).
-  for (; t < 60; t++) {
-    const x = rotl<u32>(a, 5) + ((b & c) | (d & (b | c))) + e + K2 + schedule(w, t);
-    e = d; d = c; c = rotl<u32>(b, 30); b = a; a = x;
-  }
-  for (; t < 80; t++) {
-    const x = rotl<u32>(a, 5) + (b ^ c ^ d) + e + K3 + schedule(w, t);
-    e = d; d = c; c = rotl<u32>(b, 30); b = a; a = x;
-  }
-  store<u32>(ctx + SHA1_H, load<u32>(ctx + SHA1_H) + a);
-  store<u32>(ctx + SHA1_H + 4, load<u32>(ctx + SHA1_H + 4) + b);
-  store<u32>(ctx + SHA1_H + 8, load<u32>(ctx + SHA1_H + 8) + c);
-  store<u32>(ctx + SHA1_H + 12, load<u32>(ctx + SHA1_H + 12) + d);
-  store<u32>(ctx + SHA1_H + 16, load<u32>(ctx + SHA1_H + 16) + e);
-}
 
 /** FIPS 180-4 5.3.1: the initial hash value. */
 export function sha1Init(ctx: usize): void {
@@ -97,11 +41,11 @@ export function sha1Update(ctx: usize, p: usize, len: usize): void {
       store<u32>(ctx + SHA1_BUFLEN, <u32>have);
       return;
     }
-    compress(ctx, buf);
+    sha1Compress(ctx, buf);
     have = 0;
   }
   while (len >= BLOCK) {
-    compress(ctx, p);
+    sha1Compress(ctx, p);
     p += BLOCK;
     len -= BLOCK;
   }
@@ -118,12 +62,12 @@ export function sha1Final(ctx: usize, out: usize): void {
   have++;
   if (have > 56) {
     memory.fill(buf + have, 0, BLOCK - have);
-    compress(ctx, buf);
+    sha1Compress(ctx, buf);
     have = 0;
   }
   memory.fill(buf + have, 0, 56 - have);
   store<u64>(buf + 56, bswap<u64>(bits));
-  compress(ctx, buf);
+  sha1Compress(ctx, buf);
   for (let k: usize = 0; k < 5; k++) store<u32>(out + (k << 2), bswap<u32>(load<u32>(ctx + SHA1_H + (k << 2))));
   store<u32>(ctx + SHA1_BUFLEN, 0);
 }

@@ -25,13 +25,11 @@ export const RC4_STATE_SIZE = 264;
 //   +20   u32         octets waiting in the block buffer (0..63)
 //   +24   u64         total message length in octets
 //   +32   block buffer (64 octets)
-//   +96   W[0..15]    message schedule, used as a ring of 16 words (FIPS 180-4 6.1.3)
 export const SHA1_H = 0;
 export const SHA1_BUFLEN = 20;
 export const SHA1_TOTAL = 24;
 export const SHA1_BUF = 32;
-export const SHA1_W = 96;
-export const SHA1_CTX_SIZE = 160;
+export const SHA1_CTX_SIZE = 96;
 export const SHA1_DIGEST_SIZE = 20;
 export const SHA1_BLOCK_SIZE = 64;
 
@@ -72,4 +70,4 @@ export const MPPE_START_KEY = 8;
 export const MPPE_SESSION_KEY = 24;
 export const MPPE_INTERIM = 40;
 export const MPPE_SHA1 = 64;
-export const MPPE_STATE_SIZE = 224;
+export const MPPE_STATE_SIZE = 160;
