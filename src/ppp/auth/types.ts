@@ -31,6 +31,20 @@ export interface AuthSuccess {
   username: string;
   /** MS-CHAPv2 and EAP-MSCHAPv2 only. */
   mppe?: MppeMasterKeys;
+  /**
+   * SSTP Higher-Layer Authentication Key, 32 octets (MS-SSTP 3.2.5.2.2 /
+   * 3.2.5.2.4), already in the orientation of the side holding it:
+   *   - PAP, CHAP-MD5: 32 zero octets (no keys);
+   *   - MS-CHAPv2: client MasterSendKey | MasterReceiveKey, server
+   *     MasterReceiveKey | MasterSendKey (the same 32 octets on both sides);
+   *   - EAP-MSCHAPv2: the first 32 octets of the EAP MSK, which [MS-CHAP]
+   *     defines as MasterReceiveKey | MasterSendKey | 32 zero octets with the
+   *     authenticator's key names: numerically equal to the MS-CHAPv2 HLAK.
+   * Always set by the protocols of src/ppp/auth.
+   */
+  hlak?: Uint8Array;
+  /** EAP methods only: the 64-octet EAP Master Session Key (RFC 3748 section 7.10). */
+  msk?: Uint8Array;
   /** Per-user settings the verifier found (static address, policies). */
   attributes: UserAttributes;
 }
