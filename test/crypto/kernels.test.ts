@@ -3,7 +3,10 @@
  * splits, batch entry points, in-place operation, the MPPE key state and RC4
  * re-keying, and that every kernel writes only where it was told to.
  */
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   MD4_CTX_SIZE, MPPE_BITS, MPPE_KEY_LEN, MPPE_SESSION_KEY, MPPE_STATE_SIZE, RC4_I, RC4_J, RC4_STATE_SIZE, SHA1_CTX_SIZE,
@@ -51,6 +54,13 @@ beforeAll(() => {
 });
 
 describe('SHA-1 and MD4 streaming', () => {
+  it('assembly/crypto/sha1-compress.ts is what its generator writes', () => {
+    const gen = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../assembly/crypto/gen/sha1-compress.mjs');
+    const r = spawnSync(process.execPath, [gen, '--check'], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+
   it('SHA-1: update split at every position of 200 octets equals the one-shot digest', () => {
     const a = new Arena(w);
     const msg = prng(1)(200);

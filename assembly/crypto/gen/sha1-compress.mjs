@@ -4,8 +4,9 @@
 // of shifted. AssemblyScript has no macros and Binaryen does not unroll
 // loops, so writing the 80 steps out is left to this script.
 //
-//   node assembly/crypto/gen/sha1-compress.mjs
-import { writeFileSync } from 'node:fs';
+//   node assembly/crypto/gen/sha1-compress.mjs           (rewrite the file)
+//   node assembly/crypto/gen/sha1-compress.mjs --check   (exit 1 if it is stale)
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -45,4 +46,18 @@ for (let t = 0; t < 80; t++) {
 // After 80 steps (a multiple of 5) the names are back in place.
 v.forEach((n, i) => lines.push(`  store<u32>(ctx + SHA1_H, load<u32>(ctx + SHA1_H, ${4 * i}) + ${n}, ${4 * i});`));
 lines.push('}');
-writeFileSync(out, `${lines.join('\n')}\n`);
+const text = `${lines.join('\n')}\n`;
+if (process.argv.includes('--check')) {
+  let current = '';
+  try {
+    current = readFileSync(out, 'utf8');
+  } catch {
+    /* missing counts as stale */
+  }
+  if (current !== text) {
+    console.error(`${out} is stale: run node ${path.relative(process.cwd(), fileURLToPath(import.meta.url))}`);
+    process.exit(1);
+  }
+} else {
+  writeFileSync(out, text);
+}
