@@ -217,8 +217,16 @@ export enum Drop {
   IPV6_NOT_ROUTED = 25,
   /** A stream-ring slot named a session that is not attached to a stream tunnel. */
   STREAM_NO_SESSION = 26,
+  /** GRE from an address other than the session's peer (call id guessing / hijack). */
+  GRE_WRONG_PEER = 27,
+  /** A cleartext datagram on a session that negotiated MPPE. */
+  MPPE_REQUIRED = 28,
+  /** MPPE stateful mode: packets discarded while waiting for a flushed packet. */
+  MPPE_DISCARD = 29,
+  /** INJECT slot for a session whose tunnel cannot carry it. */
+  INJECT_INVALID = 30,
 }
-export const DROP_COUNT = 27;
+export const DROP_COUNT = 31;
 
 // ---------------------------------------------------------------------------
 // Session table: L_MAX_SESSIONS entries of SESSION_SIZE bytes. The generic
@@ -277,6 +285,44 @@ export enum SessionFlag {
 /** SSTP session fields (from SE_PROTO). */
 export const SE_STREAM_PARTIAL = 128; // u32 bytes of an incomplete SSTP packet held in the stream buffer
 
+/** PPTP session fields (from SE_PROTO): enhanced GRE (RFC 2637 4.1) and MPPE (RFC 3078). */
+export const SE_PEER_ADDR = 128; // u32 peer's outer IPv4 address, network order as in a slot's addr field
+export const SE_GRE_MY_CALL = 132; // u32 (low 16 bits) our call id: the key of packets we receive
+export const SE_GRE_PEER_CALL = 136; // u32 (low 16 bits) the peer's call id: the key of packets we send
+export const SE_GRE_SEND_SEQ = 140; // u32 sequence number of the next data packet we send
+export const SE_GRE_RECV_SEQ = 144; // u32 highest sequence number received
+export const SE_GRE_FLAGS = 148; // u32 GreFlag bits
+export const SE_GRE_PEER_ACK = 152; // u32 highest of our sequence numbers the peer acknowledged
+export const SE_MPPE_FLAGS = 156; // u32 MppeFlag bits
+export const SE_MPPE_SEND_CCOUNT = 160; // u32 coherency count of the last packet sent (starts at 4095)
+export const SE_MPPE_RECV_CCOUNT = 164; // u32 coherency count of the last packet accepted (starts at 4095)
+export const SE_MPPE_SANITY = 168; // u32 recent malformed MPPE packets (decays on good ones)
+/** MPPE key state (crypto/sizes.ts MPPE_STATE_SIZE = 224) and RC4 state (RC4_STATE_SIZE = 264) per direction. */
+export const SE_MPPE_SEND_KEYS = 256;
+export const SE_MPPE_SEND_RC4 = 480;
+export const SE_MPPE_RECV_KEYS = 768;
+export const SE_MPPE_RECV_RC4 = 992;
+/** Where the control plane puts the two 16-octet MPPE start keys (send, then receive) before mppeInit(). */
+export const SCRATCH_MPPE_KEYS = 0;
+
+export enum GreFlag {
+  /** At least one sequenced packet was received (SE_GRE_RECV_SEQ is meaningful). */
+  RECEIVED = 1,
+  /** A received sequence number has not been acknowledged yet. */
+  ACK_PENDING = 2,
+}
+
+export enum MppeFlag {
+  /** MPPE negotiated: only encrypted datagrams are accepted, all are sent encrypted. */
+  ON = 1,
+  /** Stateless ("H") mode: a key change before every packet. */
+  STATELESS = 2,
+  /** The peer sent a CCP Reset-Request: the next packet we send is flushed (rekeyed, A bit). */
+  SEND_FLUSH = 4,
+  /** Stateful receive lost sync: discard until a flushed packet arrives. */
+  RECV_DISCARD = 8,
+}
+
 /** What a CTRL ring slot carries (slot aux). */
 export enum CtrlKind {
   /** A PPP frame that is not forwarded data (LCP, auth, NCPs, CCP), as received (with ff 03 if present). */
@@ -285,6 +331,10 @@ export enum CtrlKind {
   SSTP_CONTROL = 2,
   /** The session's stream framing broke; payload is empty. The session must be torn down. */
   STREAM_ERROR = 3,
+  /** Stateful MPPE lost sync on receive: send a CCP Reset-Request (RFC 3078 8.2). Payload empty. */
+  MPPE_RESET_NEEDED = 4,
+  /** Too many malformed MPPE packets: take the link down (RFC 3078 has the sender terminate on bogons). */
+  MPPE_SANITY = 5,
 }
 
 /** Per-session stream reassembly buffer (SSTP: one record up to 4095 bytes, plus a partial next). */

@@ -8,13 +8,14 @@
 // Frames that are not data go to TypeScript through the CTRL ring.
 import {
   RingId, Drop, Stat, SE_KIND, SE_STATE, SE_V4, SE_FLAGS, SE_UP_PKTS, SE_UP_BYTES, SE_DOWN_PKTS, SE_DOWN_BYTES,
-  SE_DROPS, SessionState, SessionFlag, Tunnel, NO_SESSION, CtrlKind, SLOT_PAYLOAD_OFFSET,
+  SE_DROPS, SE_MTU, SessionState, SessionFlag, Tunnel, NO_SESSION, SLOT_PAYLOAD_OFFSET,
 } from './abi';
 import { ringAddr, ringReady, ringPeek, ringRelease, ringReserve, ringPublish, slotLen, slotData, slotValid, slotSet, slotCapacity } from './ring';
 import { ipv4HeaderLen, be32 } from './ip';
 import { count, drop } from './stats';
 import { v4Lookup, sessionAddr } from './session';
 import { sstpDownlink, sstpStreamIn, sstpFlush } from './sstp';
+import { greDownlink, greReceive, greInject, greFlushAcks } from './gre';
 
 /** Client role: the session every TUN packet goes to (NO_SESSION on a server). */
 let defaultSession: u32 = NO_SESSION;
@@ -77,13 +78,18 @@ export function deliverIpv4(idx: u32, se: usize, p: usize, len: u32): void {
   memory.copy(s + SLOT_PAYLOAD_OFFSET, p, total);
   slotSet(s, SLOT_PAYLOAD_OFFSET, total, idx, 0, 0);
   ringPublish(tx, total);
+  accountUp(se, total);
+}
+
+/** Account a packet delivered from a session's tunnel to the TUN device. */
+export function accountUp(se: usize, len: u32): void {
   count(Stat.TUN_TX_PKTS);
-  count(Stat.TUN_TX_BYTES, total);
+  count(Stat.TUN_TX_BYTES, len);
   const base = tunnelStatBase(load<u32>(se + SE_KIND));
   count(base);
-  count(base + 1, total);
+  count(base + 1, len);
   add64(se + SE_UP_PKTS, 1);
-  add64(se + SE_UP_BYTES, total);
+  add64(se + SE_UP_BYTES, len);
 }
 
 /** Account a packet sent down a session's tunnel. */
@@ -118,16 +124,26 @@ function downlink(budget: u32): u32 {
     if (load<u32>(se + SE_STATE) != SessionState.ACTIVE) { drop(Drop.SESSION_DOWN); ringRelease(rx); continue; }
     const total = (<u32>load<u8>(p + 2) << 8) | <u32>load<u8>(p + 3);
     const kind = load<u32>(se + SE_KIND);
-    if (kind == Tunnel.SSTP) sstpDownlink(idx, se, p, total);
+    if (total > load<u32>(se + SE_MTU)) sessionDrop(se, Drop.TOO_BIG);
+    else if (kind == Tunnel.SSTP) sstpDownlink(idx, se, p, total);
+    else if (kind == Tunnel.PPTP) greDownlink(idx, se, p, total);
     else sessionDrop(se, Drop.SESSION_DOWN);
     ringRelease(rx);
   }
   return done;
 }
 
+/**
+ * One batch: uplink inputs first (stream bytes, GRE packets, injected
+ * control frames), then the downlink; then publish what was coalesced and
+ * acknowledge what was received.
+ */
 export function forwardRun(budget: u32): u32 {
   let done = sstpStreamIn(budget);
+  if (done < budget) done += greReceive(budget - done);
+  if (done < budget) done += greInject(budget - done);
   if (done < budget) done += downlink(budget - done);
   sstpFlush();
+  greFlushAcks();
   return done;
 }

@@ -7,6 +7,20 @@ import { forwardRun } from './forward';
 
 export { sessionAttach, sessionActivate, sessionDeactivate, v4Lookup } from './session';
 export { setDefaultSession } from './forward';
+import { mppeInit as mppeInitAt, mppeResetSend as mppeResetSendAt } from './mppe';
+import { sessionAddr } from './session';
+import { maxSessions } from './layout';
+
+/** Start MPPE on session idx with the start keys the host put in scratch (see abi.ts SCRATCH_MPPE_KEYS). */
+export function mppeInit(idx: u32, bits: u32, stateless: bool): i32 {
+  if (idx >= maxSessions) return 2;
+  return mppeInitAt(sessionAddr(idx), bits, stateless);
+}
+
+/** The peer of session idx sent a CCP Reset-Request. */
+export function mppeResetSend(idx: u32): void {
+  if (idx < maxSessions) mppeResetSendAt(sessionAddr(idx));
+}
 export * from './crypto/exports';
 
 export function abiVersion(): i32 {

@@ -3,7 +3,7 @@
 // never the header.
 import {
   DP_BASE, LAYOUT_MAGIC, ABI_VERSION, L_MAGIC, L_ABI, L_MAX_SESSIONS, L_SESSION_TABLE, L_SESSION_SIZE,
-  L_STATS, L_RING_DIR, L_V4_TABLE, L_V4_TABLE_CAP, L_CALLID_TABLE, L_SCRATCH, L_MODE, L_STREAM_BUF,
+  L_STATS, L_RING_DIR, L_V4_TABLE, L_V4_TABLE_CAP, L_CALLID_TABLE, L_SCRATCH, L_SCRATCH_SIZE, L_MODE, L_STREAM_BUF,
   L_STREAM_BUF_SIZE, L_TOTAL_BYTES, RING_COUNT, SESSION_SIZE, STAT_COUNT, L_GATEWAY_V4,
 } from './abi';
 
@@ -15,6 +15,7 @@ export let v4Table: usize = 0;
 export let v4Mask: u32 = 0;
 export let callIdTable: usize = 0;
 export let scratch: usize = 0;
+export let scratchSize: u32 = 0;
 export let streamBuf: usize = 0;
 export let streamBufSize: u32 = 0;
 export let mode: u32 = 0;
@@ -43,6 +44,7 @@ export function loadLayout(): i32 {
   v4Mask = cap - 1;
   callIdTable = <usize>load<u32>(DP_BASE + L_CALLID_TABLE);
   scratch = <usize>load<u32>(DP_BASE + L_SCRATCH);
+  scratchSize = load<u32>(DP_BASE + L_SCRATCH_SIZE);
   streamBuf = <usize>load<u32>(DP_BASE + L_STREAM_BUF);
   streamBufSize = load<u32>(DP_BASE + L_STREAM_BUF_SIZE);
   mode = load<u32>(DP_BASE + L_MODE);
@@ -52,5 +54,7 @@ export function loadLayout(): i32 {
   if (<u64>sessionTable + <u64>maxSessions * <u64>SESSION_SIZE > <u64>total) return INIT_BAD_GEOMETRY;
   if (<u64>v4Table + <u64>cap * 8 > <u64>total) return INIT_BAD_GEOMETRY;
   if (<u64>ringDir + <u64>RING_COUNT * 4 > <u64>total) return INIT_BAD_GEOMETRY;
+  if (<u64>scratch + <u64>scratchSize > <u64>total || scratchSize < 4096) return INIT_BAD_GEOMETRY;
+  if (<u64>callIdTable + 65536 * 4 > <u64>total) return INIT_BAD_GEOMETRY;
   return INIT_OK;
 }

@@ -4,7 +4,8 @@
 // backward-shift deletion (no tombstones, so probe lengths stay bounded
 // however many sessions come and go). Entry: u32 key (host-order address,
 // 0 = empty: 0.0.0.0 is never assigned), u32 session index.
-import { SESSION_SIZE, SE_STATE, SE_V4, SE_GEN, SessionState, NO_SESSION } from './abi';
+import { SESSION_SIZE, SE_STATE, SE_V4, SE_GEN, SE_KIND, SessionState, Tunnel, NO_SESSION } from './abi';
+import { greBind, greUnbind } from './gre';
 import { sessionTable, maxSessions, v4Table, v4Mask } from './layout';
 
 @inline export function sessionAddr(idx: u32): usize {
@@ -88,6 +89,7 @@ export const SESS_ADDRESS_IN_USE: i32 = 2;
 export const SESS_NOT_ACTIVE: i32 = 3;
 
 export const SESS_BAD_STATE: i32 = 4;
+export const SESS_CALL_ID_IN_USE: i32 = 5;
 
 /**
  * Attach a session's tunnel framing to the data plane (FREE -> ATTACHED):
@@ -98,6 +100,7 @@ export function sessionAttach(idx: u32): i32 {
   if (idx >= maxSessions) return SESS_BAD_INDEX;
   const s = sessionAddr(idx);
   if (load<u32>(s + SE_STATE) != SessionState.FREE) return SESS_BAD_STATE;
+  if (load<u32>(s + SE_KIND) == Tunnel.PPTP && !greBind(idx, s)) return SESS_CALL_ID_IN_USE;
   store<u32>(s + SE_GEN, load<u32>(s + SE_GEN) + 1);
   store<u32>(s + SE_STATE, SessionState.ATTACHED);
   return SESS_OK;
@@ -128,6 +131,7 @@ export function sessionDeactivate(idx: u32): i32 {
   if (state == SessionState.FREE) return SESS_NOT_ACTIVE;
   const v4 = load<u32>(s + SE_V4);
   if (state == SessionState.ACTIVE && v4 != 0) v4Remove(v4);
+  if (load<u32>(s + SE_KIND) == Tunnel.PPTP) greUnbind(idx, s);
   const gen = load<u32>(s + SE_GEN);
   memory.fill(s, 0, SESSION_SIZE);
   store<u32>(s + SE_GEN, gen);

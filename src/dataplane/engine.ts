@@ -41,6 +41,7 @@ export const SESSION_RESULTS: Record<number, string> = {
   2: 'inner address already bound to another session',
   3: 'session is not active',
   4: 'session is in the wrong state for this step',
+  5: 'GRE call id already bound to another session',
 };
 
 export class DataPlane {

@@ -14,6 +14,25 @@ export interface AttachParams {
   tunnel: abi.Tunnel;
   /** Client role (our own client): the inner address is the destination of downlink packets. */
   client?: boolean;
+  /** PPTP: the enhanced GRE call (RFC 2637 4.1). */
+  gre?: GreParams;
+}
+
+export interface GreParams {
+  /** Peer's outer IPv4 address (dotted quad). */
+  peer: string;
+  /** Our call id: the key of the packets we receive. Unique per data plane. */
+  myCallId: number;
+  /** The peer's call id: the key of the packets we send. */
+  peerCallId: number;
+}
+
+export interface MppeParams {
+  bits: 40 | 56 | 128;
+  stateless: boolean;
+  /** Start keys (RFC 3079 3.4 GetAsymmetricStartKey): 16 octets each, from this side's point of view. */
+  sendStartKey: Uint8Array;
+  recvStartKey: Uint8Array;
 }
 
 export interface ActivateParams {
@@ -79,7 +98,33 @@ export class SessionTable {
     const dv = this.dp.dv;
     dv.setUint32(se + abi.SE_KIND, p.tunnel, true);
     dv.setUint32(se + abi.SE_FLAGS, p.client ? abi.SessionFlag.CLIENT : 0, true);
+    if (p.tunnel === abi.Tunnel.PPTP) {
+      if (!p.gre) throw new VpnError('ERR_USAGE', 'a PPTP session needs its GRE call parameters');
+      // Network order, as the native layer writes a slot's address field.
+      const a = ipv4ToInt(p.gre.peer);
+      dv.setUint32(se + abi.SE_PEER_ADDR, ((a & 0xff) << 24) | ((a >>> 8 & 0xff) << 16) | ((a >>> 16 & 0xff) << 8) | (a >>> 24), true);
+      dv.setUint32(se + abi.SE_GRE_MY_CALL, p.gre.myCallId & 0xffff, true);
+      dv.setUint32(se + abi.SE_GRE_PEER_CALL, p.gre.peerCallId & 0xffff, true);
+    }
     this.check(this.dp.wasm.sessionAttach(idx), 'attach', idx);
+  }
+
+  /** Start MPPE (after CCP opened): derives both directions' initial keys in the data plane. */
+  mppe(idx: number, p: MppeParams): void {
+    this.entry(idx);
+    if (p.sendStartKey.length < 16 || p.recvStartKey.length < 16) throw new VpnError('ERR_USAGE', 'MPPE start keys are 16 octets');
+    const at = this.dp.layout.scratch + abi.SCRATCH_MPPE_KEYS;
+    this.dp.u8.set(p.sendStartKey.subarray(0, 16), at);
+    this.dp.u8.set(p.recvStartKey.subarray(0, 16), at + 16);
+    const r = this.dp.wasm.mppeInit(idx, p.bits, p.stateless ? 1 : 0);
+    this.dp.u8.fill(0, at, at + 32);
+    if (r !== 0) throw new VpnError('ERR_PROTOCOL', `MPPE setup for session ${idx} failed (code ${r})`);
+  }
+
+  /** The peer sent a CCP Reset-Request: the next packet we send is flushed (RFC 3078 8.2). */
+  mppeReset(idx: number): void {
+    this.entry(idx);
+    this.dp.wasm.mppeResetSend(idx);
   }
 
   activate(idx: number, p: ActivateParams): void {

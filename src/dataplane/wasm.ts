@@ -18,6 +18,8 @@ export interface DataPlaneExports {
   sessionAttach(idx: number): number;
   sessionActivate(idx: number): number;
   setDefaultSession(idx: number): void;
+  mppeInit(idx: number, bits: number, stateless: number): number;
+  mppeResetSend(idx: number): void;
   sessionDeactivate(idx: number): number;
   v4Lookup(addr: number): number;
   _initialize(): void;

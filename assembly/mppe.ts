@@ -1,0 +1,147 @@
+// MPPE on the data path (RFC 3078), over the RC4/SHA-1 kernels in crypto/.
+//
+//   +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//   |      PPP Protocol (0x00fd)    |A|B|C|D|    Coherency Count    |
+//   +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//   |   Encrypted data: the original protocol field and information...
+//
+// A (0x80) flushed: the sender changed key / reset RC4 before this packet;
+// D (0x10) encrypted (always set); B and C belong to MPPC, never used here.
+//
+// Sender (per packet): count = count + 1 mod 4096 (the first packet is 0);
+// in stateless mode, on every "flag" packet (count & 0xff == 0xff) in
+// stateful mode, and on the first packet after a CCP Reset-Request, change
+// the key (RFC 3078 7.3, which also re-keys RC4) and set A.
+// Receiver, stateless (8.1): change the key once per count step up to the
+// packet's count (a late packet, more than half the count space behind, is
+// dropped). Receiver, stateful (8.2): a count other than last + 1 means loss:
+// discard until a flushed packet, asking the peer for a flush with a CCP
+// Reset-Request (diverted to TypeScript); on the flushed packet change the
+// key once for every flag packet missed; then a flushed packet changes the
+// key as the sender did.
+import {
+  SE_FLAGS, SE_MPPE_FLAGS, SE_MPPE_SEND_CCOUNT, SE_MPPE_RECV_CCOUNT, SE_MPPE_SANITY, SE_MPPE_SEND_KEYS,
+  SE_MPPE_SEND_RC4, SE_MPPE_RECV_KEYS, SE_MPPE_RECV_RC4, SCRATCH_MPPE_KEYS, MppeFlag, SessionFlag, Drop, CtrlKind,
+} from './abi';
+import { rc4Crypt } from './crypto/rc4';
+import { mppeStart, mppeRekey, MPPE_OK } from './crypto/mppe';
+import { scratch } from './layout';
+import { divert, sessionDrop } from './forward';
+
+// From the spec (RFC 3078 section 3).
+export const MPPE_BIT_FLUSHED: u32 = 0x80;
+export const MPPE_BIT_ENCRYPTED: u32 = 0x10;
+export const MPPE_CCOUNT_SPACE: u32 = 4096;
+export const MPPE_HEADER: u32 = 2;
+// Our choice: malformed MPPE packets tolerated (decaying by half on each good one) before the link is taken down.
+export const MPPE_SANITY_MAX: u32 = 1000;
+
+/** Result codes of mppeInit (mirrored in src/dataplane/sessions.ts). */
+export const MPPE_INIT_OK: i32 = 0;
+export const MPPE_INIT_BAD_BITS: i32 = 1;
+
+/**
+ * Start MPPE on a session: the control plane put the send and receive start
+ * keys (16 octets each) at SCRATCH_MPPE_KEYS; derive both initial session
+ * keys and RC4 states. bits: 40, 56 or 128.
+ */
+export function mppeInit(se: usize, bits: u32, stateless: bool): i32 {
+  const keys = scratch + SCRATCH_MPPE_KEYS;
+  if (mppeStart(se + SE_MPPE_SEND_KEYS, bits, keys, se + SE_MPPE_SEND_RC4) != MPPE_OK) return MPPE_INIT_BAD_BITS;
+  if (mppeStart(se + SE_MPPE_RECV_KEYS, bits, keys + 16, se + SE_MPPE_RECV_RC4) != MPPE_OK) return MPPE_INIT_BAD_BITS;
+  memory.fill(keys, 0, 32); // the start keys do not linger in scratch
+  store<u32>(se + SE_MPPE_SEND_CCOUNT, MPPE_CCOUNT_SPACE - 1);
+  store<u32>(se + SE_MPPE_RECV_CCOUNT, MPPE_CCOUNT_SPACE - 1);
+  store<u32>(se + SE_MPPE_SANITY, 0);
+  store<u32>(se + SE_MPPE_FLAGS, MppeFlag.ON | (stateless ? MppeFlag.STATELESS : 0));
+  store<u32>(se + SE_FLAGS, load<u32>(se + SE_FLAGS) | SessionFlag.MPPE);
+  return MPPE_INIT_OK;
+}
+
+/** The peer sent a CCP Reset-Request: flush on the next packet we send (RFC 3078 8.2). */
+export function mppeResetSend(se: usize): void {
+  store<u32>(se + SE_MPPE_FLAGS, load<u32>(se + SE_MPPE_FLAGS) | MppeFlag.SEND_FLUSH);
+}
+
+const PROTO_IPV4 = memory.data<u8>([0x00, 0x21]);
+
+/**
+ * Encrypt an IPv4 packet for sending: write the 2-octet MPPE header at out,
+ * then RC4(protocol 0x0021 | packet) after it. Returns bytes written.
+ */
+export function mppeEncryptIpv4(se: usize, out: usize, ip: usize, len: u32): u32 {
+  const flags = load<u32>(se + SE_MPPE_FLAGS);
+  const count = (load<u32>(se + SE_MPPE_SEND_CCOUNT) + 1) & (MPPE_CCOUNT_SPACE - 1);
+  store<u32>(se + SE_MPPE_SEND_CCOUNT, count);
+  let bits = MPPE_BIT_ENCRYPTED;
+  if ((flags & MppeFlag.STATELESS) || (count & 0xff) == 0xff || (flags & MppeFlag.SEND_FLUSH)) {
+    mppeRekey(se + SE_MPPE_SEND_KEYS, se + SE_MPPE_SEND_RC4);
+    bits |= MPPE_BIT_FLUSHED;
+    if (flags & MppeFlag.SEND_FLUSH) store<u32>(se + SE_MPPE_FLAGS, flags & ~MppeFlag.SEND_FLUSH);
+  }
+  store<u8>(out, <u8>(bits | (count >> 8)));
+  store<u8>(out + 1, <u8>count);
+  const rc4 = se + SE_MPPE_SEND_RC4;
+  rc4Crypt(rc4, PROTO_IPV4, out + 2, 2);
+  rc4Crypt(rc4, ip, out + 4, len);
+  return len + 4;
+}
+
+function bogus(idx: u32, se: usize, reason: i32): void {
+  const n = load<u32>(se + SE_MPPE_SANITY) + 100;
+  store<u32>(se + SE_MPPE_SANITY, n);
+  sessionDrop(se, reason);
+  if (n >= MPPE_SANITY_MAX && n < MPPE_SANITY_MAX + 100) divert(idx, CtrlKind.MPPE_SANITY, 0, 0);
+}
+
+/**
+ * Decrypt an MPPE packet (p: the 2-octet MPPE header, len: header + data)
+ * into out. Returns the decrypted length (protocol field included), or 0 when
+ * the packet was dropped (counted).
+ */
+export function mppeDecrypt(idx: u32, se: usize, p: usize, len: u32, out: usize): u32 {
+  if (len <= MPPE_HEADER) { sessionDrop(se, Drop.TRUNCATED); return 0; }
+  const b0 = <u32>load<u8>(p);
+  const count = ((b0 & 0x0f) << 8) | <u32>load<u8>(p + 1);
+  const flushed = (b0 & MPPE_BIT_FLUSHED) != 0;
+  let flags = load<u32>(se + SE_MPPE_FLAGS);
+  const stateless = (flags & MppeFlag.STATELESS) != 0;
+  // Sanity (RFC 3078 3): D must be set; every stateless packet and every stateful flag packet is flushed; no MPPC.
+  if ((b0 & MPPE_BIT_ENCRYPTED) == 0 || (b0 & 0x60) != 0 || (stateless && !flushed) || (!stateless && (count & 0xff) == 0xff && !flushed)) {
+    bogus(idx, se, Drop.MPPE_FLAGS);
+    return 0;
+  }
+  const keys = se + SE_MPPE_RECV_KEYS;
+  const rc4 = se + SE_MPPE_RECV_RC4;
+  let last = load<u32>(se + SE_MPPE_RECV_CCOUNT);
+  if (stateless) {
+    const ahead = (count - last) & (MPPE_CCOUNT_SPACE - 1);
+    if (ahead == 0 || ahead > MPPE_CCOUNT_SPACE / 2) { sessionDrop(se, Drop.MPPE_COHERENCY); return 0; }
+    for (let i: u32 = 0; i < ahead; i++) mppeRekey(keys, rc4);
+    store<u32>(se + SE_MPPE_RECV_CCOUNT, count);
+  } else {
+    if ((flags & MppeFlag.RECV_DISCARD) == 0) {
+      const expect = (last + 1) & (MPPE_CCOUNT_SPACE - 1);
+      if (count != expect) {
+        store<u32>(se + SE_MPPE_FLAGS, flags | MppeFlag.RECV_DISCARD);
+        sessionDrop(se, Drop.MPPE_COHERENCY);
+        divert(idx, CtrlKind.MPPE_RESET_NEEDED, 0, 0);
+        return 0;
+      }
+    } else {
+      if (!flushed) { sessionDrop(se, Drop.MPPE_DISCARD); return 0; }
+      // One key change for every flag packet (count & 0xff == 0xff) we missed.
+      while ((count & ~0xff) != (last & ~0xff)) {
+        mppeRekey(keys, rc4);
+        last = (last + 256) & (MPPE_CCOUNT_SPACE - 1);
+      }
+      flags &= ~MppeFlag.RECV_DISCARD;
+      store<u32>(se + SE_MPPE_FLAGS, flags);
+    }
+    store<u32>(se + SE_MPPE_RECV_CCOUNT, count);
+    if (flushed) mppeRekey(keys, rc4);
+  }
+  rc4Crypt(rc4, p + MPPE_HEADER, out, len - MPPE_HEADER);
+  store<u32>(se + SE_MPPE_SANITY, load<u32>(se + SE_MPPE_SANITY) >> 1);
+  return len - MPPE_HEADER;
+}
