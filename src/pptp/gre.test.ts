@@ -71,7 +71,7 @@ describe('enhanced GRE header (RFC 2637 4.1): byte-exact', () => {
   it('refuses to build impossible packets (caller bugs)', () => {
     expect(() => encodeGre({ callId: 1 }, PAYLOAD)).toThrow(RangeError); // payload without S
     expect(() => encodeGre({ callId: 1 })).toThrow(RangeError); // neither S nor A
-    expect(() => encodeGreHeaderInto({ callId: 1, payloadLength: 0, sequence: 1 }, new Uint8Array(11))).toThrow(RangeError);
+    expect(() => encodeGreHeaderInto({ callId: 1, payloadLength: 1, sequence: 1 }, new Uint8Array(11))).toThrow(RangeError);
   });
 
   it('ignores octets after the payload (IP padding)', () => {
@@ -81,15 +81,12 @@ describe('enhanced GRE header (RFC 2637 4.1): byte-exact', () => {
     expect(r.ok && r.value.payload.length).toBe(12);
   });
 
-  it('an acknowledgment-only packet carries no payload whatever its length field says', () => {
-    const bytes = gre({ a: 1, len: 5, callId: 3 }).u32(9).bytes([1, 2, 3, 4, 5]).finish();
-    const r = decodeGre(bytes);
-    expect(r.ok).toBe(true);
-    if (r.ok) {
-      expect(r.value.payload.length).toBe(0);
-      expect(r.consumed).toBe(12);
-      expect(r.value.header.acknowledgment).toBe(9);
-    }
+  it('S must be set exactly when a payload is present (section 4.1)', () => {
+    // Acknowledgment-only packet whose length field claims a payload.
+    expect(decodeGre(gre({ a: 1, len: 5, callId: 3 }).u32(9).bytes([1, 2, 3, 4, 5]).finish())).toMatchObject({ ok: false, kind: 'value' });
+    // Sequenced packet with an empty payload.
+    expect(decodeGre(gre({ s: 1, len: 0, callId: 3 }).u32(9).finish())).toMatchObject({ ok: false, kind: 'value' });
+    expect(() => encodeGre({ callId: 1, sequence: 1 }, new Uint8Array(0))).toThrow(RangeError);
   });
 });
 

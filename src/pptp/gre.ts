@@ -46,7 +46,9 @@
  *     (section 4.2.5: it acknowledges every packet up to and including it).
  *     Keep the highest seen (serially), for statistics; it is ignored when not
  *     after the current value.
- *  3. S clear: acknowledgment only, nothing to deliver. Stop here.
+ *  3. S clear: acknowledgment only, nothing to deliver. Stop here. (S clear
+ *     with a non-zero Payload Length, or S set with zero, contradicts section
+ *     4.1 and is dropped in step 1.)
  *  4. Payload Length greater than what follows the header: drop
  *     (Drop.GRE_HEADER); octets after the payload (IP padding) are ignored.
  *  5. Sequence number: the first data packet of a call is accepted whatever
@@ -156,7 +158,7 @@ export function greHeaderLength(h: Pick<GreHeader, 'sequence' | 'acknowledgment'
 export function encodeGreHeaderInto(h: GreHeader, out: Uint8Array, offset = 0): number {
   const length = greHeaderLength(h);
   if (offset < 0 || offset + length > out.length) throw new RangeError(`GRE header needs ${length} octets at offset ${offset}`);
-  if (h.sequence === undefined && h.payloadLength !== 0) throw new RangeError('GRE packet with a payload needs a sequence number (S=1)');
+  if ((h.sequence !== undefined) !== (h.payloadLength > 0)) throw new RangeError('GRE S=1 exactly when a payload is present (section 4.1)');
   if (h.sequence === undefined && h.acknowledgment === undefined) throw new RangeError('GRE packet needs a sequence or an acknowledgment number');
   const v = new DataView(out.buffer, out.byteOffset, out.byteLength);
   v.setUint8(offset, GRE_FLAG_K | (h.sequence !== undefined ? GRE_FLAG_S : 0));
@@ -194,8 +196,9 @@ export function encodeGre(
  * Decode one GRE packet (the IP payload). `consumed` is header + payload;
  * octets after the payload are not part of it. Failures: 'truncated' (header
  * incomplete), 'version' (Ver is not 1), 'type' (Protocol Type is not PPP),
- * 'value' (C, R, s, Recur or Flags set, or K clear), 'missing' (neither S nor
- * A: nothing to carry), 'length' (Payload Length runs past the packet).
+ * 'value' (C, R, s, Recur or Flags set, K clear, or S set without a payload
+ * or clear with one), 'missing' (neither S nor A: nothing to carry), 'length'
+ * (Payload Length runs past the packet).
  */
 export function decodeGre(buf: Uint8Array, offset = 0, end = buf.length): DecodeResult<GrePacket> {
   const avail = end - offset;
@@ -231,9 +234,9 @@ export function decodeGre(buf: Uint8Array, offset = 0, end = buf.length): Decode
     at += 4;
   }
   const header: GreHeader = { callId, payloadLength, sequence, acknowledgment };
-  if (!hasSeq) {
-    // Acknowledgment only: section 4.1 says there is no payload, whatever the length field says.
-    return ok({ header, payload: buf.subarray(at, at) }, headerLength);
+  if (hasSeq !== (payloadLength > 0)) {
+    // Section 4.1: S is one exactly when a payload is present (the WASM data plane drops the same way).
+    return fail('value', `GRE S bit ${hasSeq ? 'set' : 'clear'} with payload length ${payloadLength}`, offset);
   }
   if (payloadLength > avail - headerLength) {
     return fail('length', `GRE payload length ${payloadLength} exceeds the ${avail - headerLength} octets after the header`, offset + 4);
