@@ -284,7 +284,7 @@ describe('PPTP GRE sequencing, acknowledgments and checks', () => {
     const rx = srv.dp.ring(abi.RingId.GRE_RX);
     rx.push(overIp('198.18.1.99', SERVER, p!.gre), { addr: slotAddr('198.18.1.99') });
     const other = p!.gre.slice();
-    other[7] ^= 0xff; // another call id
+    other[7] = other[7]! ^ 0xff; // another call id
     rx.push(overIp(CLIENT, SERVER, other), { addr: slotAddr(CLIENT) });
     const bad: Uint8Array[] = [];
     const v0 = p!.gre.slice();
@@ -294,14 +294,14 @@ describe('PPTP GRE sequencing, acknowledgments and checks', () => {
     proto[3] = 0x0c; // protocol type
     bad.push(proto);
     const nokey = p!.gre.slice();
-    nokey[0] &= ~0x20; // K clear
+    nokey[0] = nokey[0]! & ~0x20; // K clear
     bad.push(nokey);
     const lying = p!.gre.slice();
     lying[4] = 0xff; // payload length past the end
     bad.push(lying);
     bad.push(p!.gre.slice(0, 6)); // truncated header
     const routing = p!.gre.slice();
-    routing[0] |= 0x40; // R set
+    routing[0] = routing[0]! | 0x40; // R set
     bad.push(routing);
     for (const b of bad) rx.push(overIp(CLIENT, SERVER, b), { addr: slotAddr(CLIENT) });
     rx.push(new Uint8Array([0x45, 0, 0, 20]), { addr: slotAddr(CLIENT) }); // truncated IP
