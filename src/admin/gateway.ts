@@ -19,6 +19,7 @@ import type { Clock } from '../util/clock.js';
 import { logTransition, type Logger } from '../util/log.js';
 import type { Verifier } from '../ppp/auth/types.js';
 import type { AddressAllocator } from '../pool/types.js';
+import type { DataPlane } from '../dataplane/engine.js';
 import { Ipv4Pool } from '../pool/ipv4-pool.js';
 import type { Config, Protocol } from '../config/schema.js';
 import type { DataplaneSnapshot, GatewayMetrics, MetricsSource, PoolUsage, SessionCount } from '../metrics/registry.js';
@@ -36,8 +37,8 @@ export interface ServerContext {
   pool(name: string): AddressAllocator | undefined;
   /** Checks credentials (local user store or RADIUS); undefined until src/aaa is wired. */
   verifier: Verifier | undefined;
-  /** The data-plane engines, one per worker (empty when running without one). */
-  dataplanes: readonly unknown[];
+  /** The data-plane engines, one per worker (empty while there is none). */
+  dataplanes(): readonly DataPlane[];
 }
 
 export interface ProtocolServer {
@@ -165,7 +166,7 @@ export interface GatewayOptions {
   verifier?: Verifier;
   /** Data-plane snapshot for metrics (undefined: no data plane). */
   dataplane?: () => DataplaneSnapshot | undefined;
-  dataplanes?: readonly unknown[];
+  dataplanes?: () => readonly DataPlane[];
 }
 
 export class Gateway {
@@ -189,7 +190,7 @@ export class Gateway {
       sessions: this.sessions,
       pool: (name) => this.pools.get(name),
       verifier: opts.verifier,
-      dataplanes: opts.dataplanes ?? [],
+      dataplanes: opts.dataplanes ?? (() => []),
     };
     opts.metrics.setSource(this.metricsSource);
   }

@@ -209,6 +209,12 @@ const dataplaneSchema = section({
       .regex(/^[A-Za-z0-9_.-]{1,15}$/, expecting('an interface name of 1..15 characters [A-Za-z0-9_.-]'))
       .default(DEFAULT_TUN_NAME),
     mtu: int(MIN_MTU, MAX_MTU).default(DEFAULT_TUN_MTU),
+    /**
+     * Create and configure the TUN device inside this network namespace (a
+     * name under /var/run/netns, or a path) instead of the gateway's own:
+     * isolates the inner network from the host's routing. Default: none.
+     */
+    netns: text('a network namespace name or path').optional(),
   }).prefault({}),
   /** The gateway's own inner address (on the TUN device); clients use it as their peer address. */
   gateway: ipv4().default(DEFAULT_GATEWAY),

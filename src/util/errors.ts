@@ -45,6 +45,10 @@ export const ERROR_CODES = [
   // admin / client
   'ERR_ADMIN',
   'ERR_CONNECT',
+  // a bug: an exception that is not a VpnError reached the top (CLI)
+  'ERR_INTERNAL',
+  // bin/vpngw.js: the compiled CLI (dist/) is missing
+  'ERR_NOT_BUILT',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -1,0 +1,400 @@
+import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { VpnError } from '../util/errors.js';
+import { startAdminServer, type AdminServer } from '../admin/server.js';
+import type { GatewayControl, SessionInfo } from '../admin/types.js';
+import { COMMANDS, main } from './main.js';
+import { registerClient, registerUserStore, type ClientOptions, type UserRecord, type UserStoreAdmin } from './plugins.js';
+import { fakeIo } from './testing.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const pkg = JSON.parse(readFileSync(path.resolve(here, '../../package.json'), 'utf8')) as { version: string };
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'vpngw-cli-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function file(name: string, text: string): string {
+  const p = path.join(dir, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+async function run(argv: string[], opts: Parameters<typeof fakeIo>[0] = {}) {
+  const io = fakeIo({ cwd: dir, ...opts });
+  const code = await main(argv, io);
+  return { code, out: io.out(), err: io.err(), io };
+}
+
+describe('top level', () => {
+  it('--version prints the package.json version', async () => {
+    const r = await run(['--version']);
+    expect(r).toMatchObject({ code: 0, out: `vpngw ${pkg.version}\n` });
+  });
+
+  it('--help lists every command', async () => {
+    const r = await run(['--help']);
+    expect(r.code).toBe(0);
+    for (const c of COMMANDS) expect(r.out).toContain(c.usage);
+    expect(r.out).toContain('Exit codes: 0 ok, 1 failure, 2 usage error.');
+  });
+
+  it('no arguments: help on stderr, exit 2', async () => {
+    const r = await run([]);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('Usage: vpngw <command>');
+  });
+
+  it('unknown commands, options and argument counts are usage errors (exit 2)', async () => {
+    let r = await run(['frobnicate']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/^vpngw: ERR_USAGE: unknown command "frobnicate"/);
+    r = await run(['users', 'frob']);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('Usage: vpngw users <command>');
+    r = await run(['config', 'check', '--bogus', 'x.yaml']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/^vpngw: ERR_USAGE: Unknown option '--bogus'/);
+    r = await run(['config', 'check']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/^vpngw: ERR_USAGE: config check: expected 1 argument, got 0/);
+    r = await run(['serve', 'extra']);
+    expect(r.code).toBe(2);
+  });
+
+  it('--help works for every command and every group, exit 0', async () => {
+    for (const c of COMMANDS) {
+      const r = await run([...c.path, '--help']);
+      expect(r.code, c.path.join(' ')).toBe(0);
+      expect(r.out).toContain(`Usage: ${c.usage}`);
+      expect(r.out).toContain(c.summary);
+      for (const name of Object.keys(c.options)) expect(r.out, `${c.path.join(' ')} --${name}`).toContain(`--${name}`);
+      expect(r.out).toContain('-h, --help');
+    }
+    for (const g of ['users', 'config', 'sessions']) {
+      const r = await run([g, '--help']);
+      expect(r.code).toBe(0);
+      expect(r.out).toContain(`vpngw ${g}`);
+    }
+  });
+
+  it('never takes a password from argv', async () => {
+    for (const argv of [
+      ['users', 'add', 'bob', '--password', 'x'],
+      ['users', 'passwd', 'bob', '--password=x'],
+      ['connect', 'sstp://h', '--password', 'x'],
+    ]) {
+      const r = await run(argv);
+      expect(r.code).toBe(2);
+      expect(r.err).toMatch(/^vpngw: ERR_USAGE: passwords are never read from the command line/);
+    }
+  });
+});
+
+describe('config check / show', () => {
+  it('a valid file: exit 0, "ok" on stdout', async () => {
+    const f = file('good.yaml', 'sstp: {port: 8443}\n');
+    const r = await run(['config', 'check', f]);
+    expect(r).toMatchObject({ code: 0, out: `${f}: ok\n`, err: '' });
+  });
+
+  it('an invalid file: every problem with file:line:col and path on stderr, exit 1', async () => {
+    file('bad.yaml', 'sstp:\n  port: abc\nadmin:\n  listen: 0.0.0.0\nlog: {level: loud}\n');
+    const r = await run(['config', 'check', 'bad.yaml']);
+    expect(r.code).toBe(1);
+    expect(r.out).toBe('');
+    expect(r.err.split('\n')).toEqual([
+      'vpngw: ERR_CONFIG_INVALID: bad.yaml is invalid (2 problems):',
+      '  bad.yaml:2:9: sstp.port: expected an integer 1..65535, got "abc"',
+      '  bad.yaml:5:14: log.level: expected one of fatal, error, warn, info, debug, trace, silent, got "loud"',
+      '',
+    ]);
+  });
+
+  it('cross-field problems are reported once the schema passes', async () => {
+    file('cross.yaml', 'admin:\n  listen: 0.0.0.0\n');
+    const r = await run(['config', 'check', 'cross.yaml']);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('  cross.yaml:2:3: admin.token: expected a bearer token: admin.listen 0.0.0.0 is not a loopback address');
+  });
+
+  it('a YAML syntax error has its line', async () => {
+    file('syntax.yaml', 'sstp:\n  port: [443\n');
+    const r = await run(['config', 'check', 'syntax.yaml']);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/ {2}syntax\.yaml:\d+:\d+: YAML syntax error: /);
+  });
+
+  it('a missing file: exit 1, ERR_CONFIG_READ', async () => {
+    const r = await run(['config', 'check', 'nope.yaml']);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe('vpngw: ERR_CONFIG_READ: cannot read config file nope.yaml: ENOENT\n');
+  });
+
+  it('show prints the effective config with secrets redacted', async () => {
+    const f = file('secret.yaml', 'admin: {token: "0123456789abcdef-secret"}\nl2tp: {psk: "the-psk-value"}\n');
+    const r = await run(['config', 'show', f]);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('port: 443');
+    expect(r.out).toContain('token: "[redacted]"');
+    expect(r.out).not.toContain('0123456789abcdef-secret');
+    expect(r.out).not.toContain('the-psk-value');
+    const d = await run(['config', 'show']);
+    expect(d.out).toContain('name: vpngw0');
+  });
+});
+
+// ---------------------------------------------------------------------------
+
+function info(id: string, user: string | null): SessionInfo {
+  return { id, protocol: 'sstp', user, peer: '198.18.0.2:40000', innerAddress: '198.18.128.2', state: 'up', since: '2026-01-01T00:00:00.000Z', bytesIn: 1, bytesOut: 2 };
+}
+
+describe('sessions (against a fake admin server)', () => {
+  const TOKEN = 'cli-test-token-0123456789';
+  let server: AdminServer;
+  let gw: GatewayControl & { list: SessionInfo[]; kills: string[] };
+  beforeAll(async () => {
+    gw = {
+      list: [info('a1', 'alice'), info('b1', 'bob'), info('a2', 'alice')],
+      kills: [],
+      ready: () => true,
+      sessions() {
+        return this.list;
+      },
+      async kill(id) {
+        const before = this.list.length;
+        this.list = this.list.filter((s) => s.id !== id);
+        this.kills.push(id);
+        return this.list.length < before;
+      },
+      async killUser(user) {
+        const n = this.list.filter((s) => s.user === user).length;
+        this.list = this.list.filter((s) => s.user !== user);
+        this.kills.push(`user:${user}`);
+        return n;
+      },
+    };
+    server = await startAdminServer({ listen: '127.0.0.1', port: 0, token: TOKEN, gateway: gw });
+  });
+  afterAll(() => server.close());
+
+  const tokenFile = () => file('token', `${TOKEN}\n`);
+
+  it('list: a table by default, JSON with --json', async () => {
+    let r = await run(['sessions', '--url', server.url, '--token-file', tokenFile()]);
+    expect(r.code).toBe(0);
+    const lines = r.out.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^ID +PROTOCOL +USER +PEER +INNER +STATE +SINCE +BYTES IN +BYTES OUT$/);
+    expect(lines.slice(1).map((l) => l.split(/ +/)[0])).toEqual(['a1', 'b1', 'a2']);
+    r = await run(['sessions', 'list', '--json', '--url', server.url], { env: { VPNGW_ADMIN_TOKEN: TOKEN } });
+    expect(JSON.parse(r.out)).toEqual(gw.list);
+  });
+
+  it('address and token from the config file', async () => {
+    const port = Number(new URL(server.url).port);
+    const cfg = file('admin.yaml', `admin: {port: ${port}, token: "${TOKEN}"}\n`);
+    const r = await run(['sessions', '--config', cfg, '--json']);
+    expect(r.code).toBe(0);
+    expect((JSON.parse(r.out) as SessionInfo[]).length).toBe(gw.list.length);
+  });
+
+  it('a wrong token: exit 1 with ERR_ADMIN', async () => {
+    const r = await run(['sessions', '--url', server.url], { env: { VPNGW_ADMIN_TOKEN: 'wrong-token-xxxxxxxxxxxx' } });
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^vpngw: ERR_ADMIN: the admin API refused the bearer token/);
+  });
+
+  it('kill ID, kill --user, and unknown IDs', async () => {
+    const env = { VPNGW_ADMIN_TOKEN: TOKEN };
+    let r = await run(['sessions', 'kill', 'b1', '--url', server.url], { env });
+    expect(r).toMatchObject({ code: 0, out: 'disconnected session b1\n' });
+    r = await run(['sessions', 'kill', 'b1', '--url', server.url], { env });
+    expect(r.code).toBe(1);
+    expect(r.err).toBe('vpngw: ERR_ADMIN: no session b1\n');
+    r = await run(['sessions', 'kill', '--user', 'alice', '--url', server.url], { env });
+    expect(r).toMatchObject({ code: 0, out: 'disconnected 2 sessions of alice\n' });
+    expect(gw.kills).toEqual(['b1', 'b1', 'user:alice']);
+    r = await run(['sessions', 'kill', '--url', server.url], { env });
+    expect(r.code).toBe(2);
+    r = await run(['sessions', 'kill', 'x', '--user', 'y', '--url', server.url], { env });
+    expect(r.code).toBe(2);
+  });
+
+  it('no server listening: exit 1 with a hint', async () => {
+    const r = await run(['sessions', '--url', 'http://127.0.0.1:1']);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^vpngw: ERR_ADMIN: cannot reach the admin API at http:\/\/127\.0\.0\.1:1 .*is vpngw serve running\?/);
+  });
+});
+
+// ---------------------------------------------------------------------------
+
+describe('connect', () => {
+  afterEach(() => registerClient('sstp', undefined));
+
+  it('schemes without a client yet: exit 1, "protocol X client not available yet"', async () => {
+    for (const scheme of ['sstp', 'pptp', 'l2tp']) {
+      const r = await run(['connect', `${scheme}://vpn.example.test`, '--user', 'u'], { env: { VPNGW_PASSWORD: 'pw' } });
+      expect(r.code, scheme).toBe(1);
+      expect(r.err).toBe(`vpngw: ERR_CONNECT: protocol ${scheme} client not available yet\n`);
+    }
+  });
+
+  it('unknown schemes and non-URLs are usage errors', async () => {
+    let r = await run(['connect', 'https://vpn.example.test']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/unsupported URL scheme https:\/\/ \(supported: sstp:\/\/, pptp:\/\/, l2tp:\/\/\)/);
+    r = await run(['connect', 'not a url']);
+    expect(r.code).toBe(2);
+  });
+
+  it('a registered client gets the URL, user and password, and is aborted by SIGINT', async () => {
+    let got: ClientOptions | undefined;
+    registerClient('sstp', async (opts) => {
+      got = opts;
+      opts.progress('connected');
+      await new Promise<void>((resolve) => opts.signal.addEventListener('abort', () => resolve()));
+    });
+    const io = fakeIo({ env: { VPNGW_PASSWORD: 's3cret' } });
+    const p = main(['connect', 'sstp://alice@vpn.example.test:8443'], io);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(got?.url.host).toBe('vpn.example.test:8443');
+    expect(got?.username).toBe('alice');
+    expect(got?.password).toBe('s3cret');
+    io.signals.raise('SIGINT');
+    expect(await p).toBe(0);
+    expect(io.err()).toContain('vpngw: connected');
+    expect(io.err()).toContain('vpngw: disconnected');
+    expect(io.err()).not.toContain('s3cret');
+    expect(io.signals.listenerCount('SIGINT')).toBe(0);
+  });
+
+  it('client failures print their VpnError code, exit 1', async () => {
+    registerClient('sstp', async () => {
+      throw new VpnError('ERR_TLS', 'certificate verify failed');
+    });
+    const r = await run(['connect', 'sstp://vpn.example.test', '-u', 'bob'], { env: { VPNGW_PASSWORD: 'x' } });
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('vpngw: ERR_TLS: certificate verify failed\n');
+  });
+
+  it('a password in the URL is refused', async () => {
+    const r = await run(['connect', 'sstp://bob:pw@vpn.example.test']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/^vpngw: ERR_USAGE: passwords are never read from the URL/);
+  });
+});
+
+// ---------------------------------------------------------------------------
+
+class FakeStore implements UserStoreAdmin {
+  users = new Map<string, { password: string; rec: UserRecord }>();
+  async list() {
+    return [...this.users.values()].map((u) => u.rec);
+  }
+  async add(username: string, password: string, attributes?: UserRecord['attributes']) {
+    if (this.users.has(username)) throw new VpnError('ERR_USER_STORE', `user ${username} exists`);
+    this.users.set(username, { password, rec: { username, ...(attributes ? { attributes } : {}) } });
+  }
+  async remove(username: string) {
+    return this.users.delete(username);
+  }
+  async setPassword(username: string, password: string) {
+    const u = this.users.get(username);
+    if (!u) throw new VpnError('ERR_AUTH_UNKNOWN_USER', `no user ${username}`);
+    u.password = password;
+  }
+}
+
+describe('users', () => {
+  afterEach(() => registerUserStore(undefined));
+
+  it('without a user store implementation: exit 1, ERR_USER_STORE', async () => {
+    const r = await run(['users', 'list']);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^vpngw: ERR_USER_STORE: the local user store \(src\/aaa\) is not available/);
+  });
+
+  it('add/list/passwd/del through the store, with the file from the config or --file', async () => {
+    const store = new FakeStore();
+    const opened: string[] = [];
+    registerUserStore(async (f) => {
+      opened.push(f);
+      return store;
+    });
+    const cfg = file('users-cfg.yaml', 'stateDir: st\n');
+    const pw = file('pw.txt', 'first-pass\nignored second line\n');
+    let r = await run(['users', 'add', 'alice', '--config', cfg, '--password-file', pw, '--static-ip', '198.18.128.50']);
+    expect(r).toMatchObject({ code: 0, out: `added user alice to ${path.join(dir, 'st', 'users.yaml')}\n` });
+    expect(store.users.get('alice')).toEqual({ password: 'first-pass', rec: { username: 'alice', attributes: { staticIpv4: '198.18.128.50' } } });
+    r = await run(['users', 'add', 'bob', '--file', 'other.yaml'], { env: { VPNGW_PASSWORD: 'env-pass' } });
+    expect(r.code).toBe(0);
+    expect(opened[1]).toBe(path.join(dir, 'other.yaml'));
+    expect(store.users.get('bob')?.password).toBe('env-pass');
+    r = await run(['users', 'add', 'bob'], { env: { VPNGW_PASSWORD: 'again' } });
+    expect(r).toMatchObject({ code: 1, err: 'vpngw: ERR_USER_STORE: user bob exists\n' });
+    r = await run(['users', 'list']);
+    expect(r.out.split('\n')[0]).toMatch(/^USER +STATUS +STATIC ADDRESS$/);
+    expect(r.out).toMatch(/alice +enabled +198\.18\.128\.50/);
+    r = await run(['users', 'list', '--json']);
+    expect((JSON.parse(r.out) as UserRecord[]).map((u) => u.username)).toEqual(['alice', 'bob']);
+    r = await run(['users', 'passwd', 'alice'], { env: { VPNGW_PASSWORD: 'new-pass' } });
+    expect(r.code).toBe(0);
+    expect(store.users.get('alice')?.password).toBe('new-pass');
+    r = await run(['users', 'passwd', 'nobody'], { env: { VPNGW_PASSWORD: 'x' } });
+    expect(r).toMatchObject({ code: 1, err: 'vpngw: ERR_AUTH_UNKNOWN_USER: no user nobody\n' });
+    r = await run(['users', 'del', 'bob']);
+    expect(r).toMatchObject({ code: 0, out: 'deleted user bob\n' });
+    r = await run(['users', 'del', 'bob']);
+    expect(r.code).toBe(1);
+    // Nothing printed ever carries a password.
+    expect(r.out + r.err).not.toMatch(/first-pass|env-pass|new-pass/);
+  });
+
+  it('without a TTY, no password file and no env: usage error', async () => {
+    registerUserStore(async () => new FakeStore());
+    const r = await run(['users', 'add', 'carol']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/no password: stdin is not a terminal, so give --password-file FILE or set VPNGW_PASSWORD/);
+  });
+
+  it('on a TTY: prompts twice with echo off, and refuses a mismatch', async () => {
+    const store = new FakeStore();
+    registerUserStore(async () => store);
+    let io = fakeIo({ tty: true });
+    let p = main(['users', 'add', 'dave'], io);
+    await new Promise((r) => setTimeout(r, 20));
+    io.stdin.type('pa');
+    io.stdin.type('ss\u007fss-1\r');
+    await new Promise((r) => setTimeout(r, 20));
+    io.stdin.type('passs-1\n');
+    expect(await p).toBe(0);
+    expect(store.users.get('dave')?.password).toBe('passs-1');
+    expect(io.err()).toContain('Password for dave: ');
+    expect(io.err()).toContain('Again: ');
+    expect(io.err()).not.toContain('pass');
+    expect(io.stdin.rawModeChanges).toEqual([true, false, true, false]);
+
+    io = fakeIo({ tty: true });
+    p = main(['users', 'passwd', 'dave'], io);
+    await new Promise((r) => setTimeout(r, 20));
+    io.stdin.type('one\r');
+    await new Promise((r) => setTimeout(r, 20));
+    io.stdin.type('two\r');
+    expect(await p).toBe(2);
+    expect(io.err()).toContain('vpngw: ERR_USAGE: the passwords do not match');
+    expect(store.users.get('dave')?.password).toBe('passs-1');
+  });
+
+  it('rejects user names with control characters', async () => {
+    registerUserStore(async () => new FakeStore());
+    const r = await run(['users', 'del', 'a\u0001b']);
+    expect(r.code).toBe(2);
+  });
+});

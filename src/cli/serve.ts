@@ -1,0 +1,247 @@
+/**
+ * `vpngw serve`: run the gateway.
+ *
+ *   load config -> logger -> state dir -> admin/metrics listener -> data plane
+ *   + TUN device -> demo user (first start) -> protocol servers -> ready
+ *   SIGHUP: reload (users, pools growing, policies, log level); an invalid
+ *           file keeps the running config and logs every issue
+ *   SIGTERM/SIGINT: stop accepting, servers tell their clients, bounded wait,
+ *           close the data plane and the TUN device, exit 0
+ *
+ * Needs root (CAP_NET_ADMIN) for the TUN device.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import * as abi from '../../assembly/abi.js';
+import { ConfigError, VpnError, isVpnError } from '../util/errors.js';
+import { createLogger, type Logger } from '../util/log.js';
+import { systemClock } from '../util/clock.js';
+import { loadConfig } from '../config/load.js';
+import { planReload } from '../config/reload.js';
+import { enabledProtocols, ringSlotsById, type Config } from '../config/schema.js';
+import { parseIpv4 } from '../config/ipv4.js';
+import { GatewayMetrics } from '../metrics/registry.js';
+import { snapshotDataplane } from '../metrics/dataplane.js';
+import { Gateway, findProtocolServer, type ProtocolServer } from '../admin/gateway.js';
+import { startAdminServer, type AdminServer } from '../admin/server.js';
+import { DataPlane } from '../dataplane/engine.js';
+import { native } from '../dataplane/native.js';
+import { findUserStore } from './plugins.js';
+import { progress, type CliIo, type SignalName } from './io.js';
+
+// Our choices.
+/** How long SIGTERM waits for protocol servers to say goodbye to their clients. */
+export const SHUTDOWN_GRACE_MS = 10_000;
+export const DEMO_USER = 'demo';
+
+export interface ServeOptions {
+  configFile?: string | undefined;
+  version: string;
+}
+
+/** The running data plane: its engines and how to close it. */
+export interface RunningDataplane {
+  engines: DataPlane[];
+  tunName: string;
+  close(): void;
+}
+
+function needsRoot(e: unknown, what: string): unknown {
+  if (isVpnError(e) && (e.code === 'ERR_PERMISSION' || e.code === 'ERR_NOT_ROOT')) {
+    return new VpnError(e.code, `${what}: ${e.message}. vpngw serve needs root (or CAP_NET_ADMIN) to create its TUN device`, { cause: e });
+  }
+  return e;
+}
+
+/** One forward-mode engine attached to a new TUN device configured with the gateway address. */
+export function openDataplane(config: Readonly<Config>, log: Logger): RunningDataplane {
+  const d = config.dataplane;
+  const netns = d.tun.netns !== undefined ? { netns: d.tun.netns } : {};
+  if (d.workers > 1) log.info({ configured: d.workers }, 'data plane: one worker in the main thread (multi-worker is not implemented yet)');
+  const dp = new DataPlane({
+    mode: abi.Mode.FORWARD,
+    maxSessions: d.maxSessionsPerWorker,
+    ringSlots: ringSlotsById(config),
+    gatewayV4: parseIpv4(d.gateway)!,
+    streamBuffers: config.sstp.enabled,
+  });
+  let fd = -1;
+  try {
+    const tun = (() => {
+      try {
+        return native.openTun(d.tun.name, netns);
+      } catch (e) {
+        throw needsRoot(e, `cannot open TUN device ${d.tun.name}`);
+      }
+    })();
+    fd = tun.fd;
+    try {
+      native.configureInterface(tun.name, { ...netns, mtu: d.tun.mtu, ipv4: d.gateway, prefixLen: d.prefixLength, up: true });
+    } catch (e) {
+      throw needsRoot(e, `cannot configure ${tun.name}`);
+    }
+    dp.attach(tun.name, tun.fd, 'tun', abi.RingId.TUN_RX, abi.RingId.TUN_TX);
+    log.info({ tun: tun.name, address: `${d.gateway}/${d.prefixLength}`, mtu: d.tun.mtu, netns: d.tun.netns }, 'data plane: TUN device up');
+    return {
+      engines: [dp],
+      tunName: tun.name,
+      close: () => {
+        dp.close();
+        native.close(tun.fd);
+      },
+    };
+  } catch (e) {
+    dp.close();
+    if (fd >= 0) native.close(fd);
+    throw e;
+  }
+}
+
+/** First start: create the demo user with a generated password, shown once on stderr (never logged). */
+async function ensureDemoUser(config: Readonly<Config>, io: CliIo, log: Logger): Promise<void> {
+  if (!config.users.demoUser || existsSync(config.users.file)) return;
+  const open = await findUserStore();
+  if (!open) {
+    log.warn({ file: config.users.file }, 'users: the local user store is not available yet; no demo user created');
+    progress(io, 'no users file and no user store implementation yet: no demo user created');
+    return;
+  }
+  const store = await open(config.users.file);
+  const password = randomBytes(12).toString('base64url');
+  await store.add(DEMO_USER, password);
+  log.info({ user: DEMO_USER, file: config.users.file }, 'users: demo user created');
+  progress(io, `created user "${DEMO_USER}" with password ${password}\n  (shown once; change it with: vpngw users passwd ${DEMO_USER}, or disable users.demoUser)`);
+}
+
+/** Resolve when one of the stop signals arrives; SIGHUP calls `onReload`. */
+function waitForStop(io: CliIo, onReload: () => void): Promise<SignalName> {
+  return new Promise((resolve) => {
+    const stops: SignalName[] = ['SIGTERM', 'SIGINT'];
+    const handlers = new Map<SignalName, () => void>();
+    const done = (sig: SignalName) => {
+      for (const s of stops) io.signals.off(s, handlers.get(s)!);
+      io.signals.off('SIGHUP', onReload);
+      resolve(sig);
+    };
+    for (const s of stops) {
+      handlers.set(s, () => done(s));
+      io.signals.on(s, handlers.get(s)!);
+    }
+    io.signals.on('SIGHUP', onReload);
+  });
+}
+
+export async function serve(io: CliIo, opts: ServeOptions): Promise<number> {
+  const file = opts.configFile !== undefined ? path.resolve(io.cwd, opts.configFile) : undefined;
+  progress(io, `loading configuration from ${file ?? 'the embedded default'}`);
+  let config = await loadConfig(file);
+  const log = createLogger({ level: config.log.level });
+  log.info({ version: opts.version, config: file ?? '(embedded default)' }, 'vpngw starting');
+
+  const cleanup: (() => Promise<void> | void)[] = [];
+  const runCleanup = async () => {
+    for (const fn of cleanup.splice(0).reverse()) {
+      try {
+        await fn();
+      } catch (e) {
+        log.error({ err: e }, 'cleanup step failed');
+      }
+    }
+  };
+
+  try {
+    try {
+      await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
+    } catch (e) {
+      throw new VpnError('ERR_STATE_DIR', `cannot create state directory ${config.stateDir}: ${(e as NodeJS.ErrnoException).code ?? e}`, { cause: e });
+    }
+
+    const metrics = new GatewayMetrics(undefined, { version: opts.version });
+    let dataplane: RunningDataplane | undefined;
+    const gateway = new Gateway({
+      config,
+      log,
+      clock: systemClock,
+      metrics,
+      dataplane: () => (dataplane ? snapshotDataplane(dataplane.engines) : undefined),
+      dataplanes: () => dataplane?.engines ?? [],
+    });
+
+    let admin: AdminServer | undefined;
+    if (config.admin.enabled) {
+      progress(io, `starting the admin API on ${config.admin.listen}:${config.admin.port}`);
+      admin = await startAdminServer({
+        listen: config.admin.listen,
+        port: config.admin.port,
+        token: config.admin.token,
+        metrics: config.admin.metrics ? metrics : undefined,
+        gateway: gateway.control,
+        log,
+      });
+      const a = admin;
+      cleanup.push(() => a.close());
+    }
+
+    progress(io, `opening TUN device ${config.dataplane.tun.name}`);
+    dataplane = openDataplane(config, log);
+    const dp = dataplane;
+    cleanup.push(() => {
+      dp.close();
+      dataplane = undefined;
+    });
+
+    await ensureDemoUser(config, io, log);
+
+    const enabled = enabledProtocols(config);
+    const servers: ProtocolServer[] = [];
+    for (const p of enabled) {
+      const factory = await findProtocolServer(p);
+      if (factory) servers.push(factory());
+      else {
+        log.warn({ protocol: p }, `${p}: enabled, but no protocol server is implemented yet`);
+        progress(io, `${p}: enabled, but no protocol server is implemented yet`);
+      }
+    }
+    progress(io, `protocols enabled: ${enabled.length ? enabled.join(', ') : 'none'}`);
+    await gateway.start(servers);
+    cleanup.push(() => gateway.shutdown('cleanup', 0));
+    progress(io, `ready${admin ? `; admin API on ${admin.url}` : ''}`);
+
+    const reload = async () => {
+      if (!file) {
+        log.info('SIGHUP: running on the embedded default, nothing to reload');
+        return;
+      }
+      try {
+        const next = await loadConfig(file);
+        const plan = planReload(config, next);
+        for (const r of plan.needsRestart) log.warn({ path: r.path, reason: r.reason }, `reload: ${r.path} needs a restart (${r.reason})`);
+        gateway.reload(plan.config);
+        log.level = plan.config.log.level;
+        config = plan.config;
+        log.info({ applied: plan.applied, needsRestart: plan.needsRestart.length }, 'reload: configuration applied');
+      } catch (e) {
+        if (e instanceof ConfigError) {
+          for (const i of e.issues) log.error({ path: i.path }, `reload: ${i.path || '(file)'}: ${i.message}`);
+          log.error({ file, problems: e.issues.length }, 'reload: the file is invalid; keeping the running configuration');
+        } else {
+          log.error({ err: e }, 'reload failed; keeping the running configuration');
+        }
+      }
+    };
+    const sig = await waitForStop(io, () => void reload());
+    progress(io, `${sig}: shutting down (up to ${SHUTDOWN_GRACE_MS / 1000} s)`);
+    await gateway.shutdown(sig, SHUTDOWN_GRACE_MS);
+    await runCleanup();
+    log.info('vpngw stopped');
+    progress(io, 'stopped');
+    return 0;
+  } catch (e) {
+    await runCleanup();
+    log.error({ err: e }, 'vpngw failed');
+    log.flush?.();
+    throw e;
+  }
+}
