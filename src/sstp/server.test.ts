@@ -553,6 +553,20 @@ describe('SstpServerConnection: HTTP, then SSTP on the same transport', () => {
     expect(t.events.at(-1)).toBe('closed disconnected');
   });
 
+  it('gives the same outcome with the HTTP head and the SSTP packets split at every byte', () => {
+    const stream = new Uint8Array([...Buffer.from(HTTP), ...REQUEST, ...dataPacketBytes(LCP), ...callConnected(), ...ECHO_REQUEST]);
+    const run = (chunks: Uint8Array[]) => {
+      const t = conn();
+      t.c.authenticated(HLAK);
+      for (const ch of chunks) t.c.input(ch);
+      return { out: hex(joined(t.pipe.a.written)), events: t.events, state: t.c.state };
+    };
+    const whole = run([stream]);
+    expect(whole.state).toBe('Server_Call_Connected');
+    expect(whole.events).toEqual(['http {1}', 'ppp-start', 'connected']);
+    for (let i = 0; i <= stream.length; i++) expect(run([stream.subarray(0, i), stream.subarray(i)])).toEqual(whole);
+  });
+
   it('refuses other HTTP requests and never starts a call', () => {
     const t = conn();
     t.c.input(new Uint8Array(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n')));
