@@ -12,7 +12,6 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as abi from '../assembly/abi.js';
 import { DataPlane } from '../src/dataplane/engine.js';
-import { SessionTable } from '../src/dataplane/sessions.js';
 import { rc4, mppeChangeKey } from '../src/crypto/wasm-crypto.js';
 import { fromHex, hex } from '../src/util/decode.js';
 import { inetChecksum, ipv4Packet, udp } from './lib/packets.js';
@@ -42,7 +41,7 @@ type Mode = { bits: 40 | 56 | 128; stateless: boolean } | null;
 
 function side(role: 'server' | 'client', mppe: Mode) {
   const dp = new DataPlane({ maxSessions: 8 });
-  const st = new SessionTable(dp);
+  const st = dp.sessions;
   const idx = st.allocate()!;
   const server = role === 'server';
   st.attach(idx, {

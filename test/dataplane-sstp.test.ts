@@ -6,7 +6,6 @@
 import { describe, it, expect } from 'vitest';
 import * as abi from '../assembly/abi.js';
 import { DataPlane } from '../src/dataplane/engine.js';
-import { SessionTable } from '../src/dataplane/sessions.js';
 import type { SlotMeta } from '../src/dataplane/ring.js';
 import { ByteWriter } from '../src/util/decode.js';
 import { icmpEcho, ipv4Packet, udp } from './lib/packets.js';
@@ -44,7 +43,7 @@ const upIp2 = ipv4Packet(CLIENT_IP, '198.18.0.1', 1, icmpEcho(8, 1, 2, new Uint8
 
 function setup(opts: { activate?: boolean; pfc?: boolean; acfc?: boolean } = {}) {
   const dp = new DataPlane({ maxSessions: 8 });
-  const st = new SessionTable(dp);
+  const st = dp.sessions;
   const idx = st.allocate()!;
   st.attach(idx, { tunnel: abi.Tunnel.SSTP });
   if (opts.activate !== false) st.activate(idx, { ipv4: CLIENT_IP, mtu: 1400, pfc: opts.pfc ?? false, acfc: opts.acfc ?? false });
@@ -189,7 +188,7 @@ describe('SSTP downlink (TUN -> WASM -> stream)', () => {
 
   it('a client session takes every TUN packet and accepts only packets for its own address', () => {
     const dp = new DataPlane({ maxSessions: 4 });
-    const st = new SessionTable(dp);
+    const st = dp.sessions;
     const idx = st.allocate()!;
     st.attach(idx, { tunnel: abi.Tunnel.SSTP, client: true });
     st.activate(idx, { ipv4: CLIENT_IP, mtu: 1400 });

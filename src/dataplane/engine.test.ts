@@ -91,3 +91,24 @@ describe('ring counters', () => {
     expect(dp.dv.getBigUint64(at, true)).toBe(0x1_0000_0010n);
   });
 });
+
+describe('session handlers', () => {
+  it('dispatch diverted control frames and stream bytes to the session that owns them', () => {
+    const dp = new DataPlane({ maxSessions: 4 });
+    const got: string[] = [];
+    const a = dp.openSession({ control: (k, p) => got.push(`a:${k}:${p.length}`), streamOut: (b) => got.push(`a:out:${b.length}`) })!;
+    const b = dp.openSession({ control: (k, p) => got.push(`b:${k}:${p.length}`) })!;
+    for (const idx of [a, b]) dp.sessions.attach(idx, { tunnel: abi.Tunnel.SSTP });
+    // An SSTP control packet (echo request) for each, via the stream.
+    const echo = new Uint8Array([0x10, 0x01, 0x00, 0x08, 0x00, 0x08, 0x00, 0x00]);
+    dp.streamIn(b, echo);
+    dp.streamIn(a, echo);
+    dp.pump();
+    expect(got).toEqual([`b:${abi.CtrlKind.SSTP_CONTROL}:8`, `a:${abi.CtrlKind.SSTP_CONTROL}:8`]);
+    dp.closeSession(b);
+    dp.closeSession(b); // idempotent
+    expect(dp.sessions.used).toBe(1);
+    const c = dp.openSession({ control: () => got.push('c') });
+    expect(c).toBe(b); // the entry is reused
+  });
+});

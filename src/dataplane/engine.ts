@@ -19,6 +19,7 @@ import { computeLayout, writeLayout, type Layout, type LayoutOptions } from './l
 import { native, type IoHandle } from './native.js';
 import { Ring, type SlotMeta } from './ring.js';
 import { createMemory, instantiate, INIT_ERRORS, type DataPlaneExports } from './wasm.js';
+import { SessionTable } from './sessions.js';
 
 /** Packets per process() call, and calls per pump before yielding to the event loop (our choices). */
 export const PROCESS_BUDGET = 256;
@@ -36,13 +37,18 @@ type RingId = abi.RingId;
 
 export type ControlHandler = (payload: Uint8Array, meta: SlotMeta) => void;
 
-export const SESSION_RESULTS: Record<number, string> = {
-  1: 'session index out of range',
-  2: 'inner address already bound to another session',
-  3: 'session is not active',
-  4: 'session is in the wrong state for this step',
-  5: 'GRE call id already bound to another session',
-};
+/**
+ * What a tunnel session (SSTP call, PPTP call) registers for its data-plane
+ * entry: control frames the data plane diverted for it (CTRL ring; `kind`
+ * is an abi.CtrlKind, `payload` valid only during the call) and framed bytes
+ * to write to its stream transport (STREAM_OUT, SSTP only).
+ */
+export interface SessionHandler {
+  control(kind: abi.CtrlKind, payload: Uint8Array): void;
+  streamOut?(bytes: Uint8Array): void;
+}
+
+export { SESSION_RESULTS } from './sessions.js';
 
 export class DataPlane {
   readonly memory: WebAssembly.Memory;
@@ -58,6 +64,11 @@ export class DataPlane {
   private closed = false;
   private ctrlHandler: ControlHandler | undefined;
   private streamOutHandler: ControlHandler | undefined;
+  private readonly handlers: (SessionHandler | undefined)[] = [];
+  /** The session table of this engine (allocate/attach/activate/release). */
+  readonly sessions: SessionTable;
+  /** Frames for sessions nobody registered (torn down meanwhile): counted, dropped. */
+  orphanFrames = 0;
   /** Number of pumps run (observability and tests). */
   pumps = 0;
 
@@ -74,6 +85,7 @@ export class DataPlane {
       const off = this.layout.rings[id]!;
       if (off) this.rings.set(id, new Ring(this.memory, off));
     }
+    this.sessions = new SessionTable(this);
     // TS-fed rings are always inputs of the WASM side.
     for (const id of [abi.RingId.INJECT, abi.RingId.STREAM_IN]) if (this.rings.has(id)) this.inputs.add(id);
   }
@@ -121,15 +133,45 @@ export class DataPlane {
     if (a.rx !== undefined) this.inputs.delete(a.rx);
   }
 
-  /** Control frames diverted by the data plane (CTRL ring). */
+  /**
+   * Allocate a session entry and register its handler. Returns undefined
+   * when the table is full (the caller refuses the session cleanly).
+   */
+  openSession(handler: SessionHandler): number | undefined {
+    const idx = this.sessions.allocate();
+    if (idx !== undefined) this.handlers[idx] = handler;
+    return idx;
+  }
+
+  /** Take a session out of the data path and forget its handler. Idempotent. */
+  closeSession(idx: number): void {
+    this.handlers[idx] = undefined;
+    this.sessions.release(idx);
+  }
+
+  /** Catch-all for control frames of sessions without a registered handler (tests, diagnostics). */
   onControl(fn: ControlHandler): void {
     this.ctrlHandler = fn;
   }
 
-  /** Framed bytes for stream transports (STREAM_OUT ring). */
+  /** Catch-all for stream bytes of sessions without a registered handler. */
   onStreamOut(fn: ControlHandler): void {
     this.streamOutHandler = fn;
   }
+
+  private dispatchControl = (p: Uint8Array, m: SlotMeta): void => {
+    const h = this.handlers[m.session];
+    if (h) h.control(m.aux, p);
+    else if (this.ctrlHandler) this.ctrlHandler(p, m);
+    else this.orphanFrames++;
+  };
+
+  private dispatchStreamOut = (p: Uint8Array, m: SlotMeta): void => {
+    const h = this.handlers[m.session];
+    if (h?.streamOut) h.streamOut(p);
+    else if (this.streamOutHandler) this.streamOutHandler(p, m);
+    else this.orphanFrames++;
+  };
 
   /** Queue bytes for the data plane (INJECT / STREAM_IN) and make sure it runs. */
   submit(id: RingId, data: Uint8Array, meta: Partial<SlotMeta>): boolean {
@@ -196,9 +238,9 @@ export class DataPlane {
       if (kickTx || kickRx) native.ioKick(a.handle);
     }
     const ctrl = this.rings.get(abi.RingId.CTRL);
-    if (ctrl && ctrl.occupancy > 0) ctrl.drain((p, m) => this.ctrlHandler?.(p, m));
+    if (ctrl && ctrl.occupancy > 0) ctrl.drain(this.dispatchControl);
     const out = this.rings.get(abi.RingId.STREAM_OUT);
-    if (out && out.occupancy > 0) out.drain((p, m) => this.streamOutHandler?.(p, m));
+    if (out && out.occupancy > 0) out.drain(this.dispatchStreamOut);
   }
 
   /** Counter by Stat index. */

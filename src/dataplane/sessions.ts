@@ -8,7 +8,15 @@
 import * as abi from '../../assembly/abi.js';
 import { VpnError } from '../util/errors.js';
 import type { DataPlane } from './engine.js';
-import { SESSION_RESULTS } from './engine.js';
+
+/** Result codes of the WASM session exports (assembly/session.ts SESS_*). */
+export const SESSION_RESULTS: Record<number, string> = {
+  1: 'session index out of range',
+  2: 'inner address already bound to another session',
+  3: 'session is not active',
+  4: 'session is in the wrong state for this step',
+  5: 'GRE call id already bound to another session',
+};
 
 export interface AttachParams {
   tunnel: abi.Tunnel;
