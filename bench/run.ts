@@ -13,6 +13,7 @@ import { environment, markdownTable, type BenchSuite } from './lib.js';
 const suites: Record<string, () => Promise<{ suite: BenchSuite }>> = {
   // Each module exports `suite`. Suites register here as they land.
   ring: () => import('./ring.js'),
+  datapath: () => import('./datapath.js'),
   tun: () => import('./tun.js'),
   crypto: () => import('./crypto.js'),
 };
