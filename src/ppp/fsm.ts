@@ -152,8 +152,8 @@ export interface ControlProtocol {
   judgeRequest(opts: readonly RawOption[]): ConfigureJudgement;
   /** The peer acknowledged our last request (already checked to echo it exactly). */
   acked(opts: readonly RawOption[]): void;
-  /** Apply a Configure-Nak; false if it is malformed (discarded, no event). */
-  naked(opts: readonly RawOption[]): boolean;
+  /** Apply a Configure-Nak to the request it answers; false if it is malformed (discarded, no event). */
+  naked(opts: readonly RawOption[], lastRequest: readonly RawOption[]): boolean;
   /** Apply a Configure-Reject (already checked to hold only options we sent); false to discard it. */
   rejected(opts: readonly RawOption[]): boolean;
   /** This-Layer-Up / -Down / -Started / -Finished, with the event that caused them. */
@@ -316,7 +316,8 @@ export class Fsm {
           const opts = decodeOptions(pkt.data);
           if (!opts.ok) return this.drop('malformed-options', pkt, opts.message);
           if (nak) {
-            if (!this.proto.naked(opts.value)) return this.drop('bad-nak', pkt);
+            const sent = decodeOptions(this.reqData);
+            if (!this.proto.naked(opts.value, sent.ok ? sent.value : [])) return this.drop('bad-nak', pkt);
           } else {
             if (!this.rejectIsSubset(opts.value) || !this.proto.rejected(opts.value)) return this.drop('bad-reject', pkt);
           }
