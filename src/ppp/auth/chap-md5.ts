@@ -119,7 +119,7 @@ export class ChapMd5Server extends AuthMachine<ChapMd5ServerState> {
     const challenge = this.challenge!;
     this.to('Verifying', `Response ${p.identifier}`);
     this.guardAsync(
-      callVerifier(() => this.opts.verifier.chapMd5(this.opts.ctx, username, p.identifier, challenge, p.value)).then((outcome) => {
+      callVerifier(() => this.opts.verifier.chapMd5({ ...this.opts.ctx, method: 'chap-md5' }, username, p.identifier, challenge, p.value)).then((outcome) => {
         if (!this.isStopped) this.guard(() => this.onVerified(username, outcome));
       }),
     );

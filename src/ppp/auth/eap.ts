@@ -203,7 +203,7 @@ export class EapServer extends AuthMachine<EapServerState> {
     const challenge = this.challenge;
     this.to('Verifying', 'MSCHAPv2 Response');
     this.guardAsync(
-      callVerifier(() => this.opts.verifier.msChapV2(this.opts.ctx, username, challenge, rv.peerChallenge, rv.ntResponse)).then((outcome) => {
+      callVerifier(() => this.opts.verifier.msChapV2({ ...this.opts.ctx, method: 'eap-mschapv2' }, username, challenge, rv.peerChallenge, rv.ntResponse)).then((outcome) => {
         if (!this.isStopped) this.guard(() => this.onVerified(outcome));
       }),
     );

@@ -28,6 +28,7 @@ describe('createAuthServer / createAuthClient', () => {
       expect(s.hlak!.some((b) => b !== 0)).toBe(keyed);
       expect(s.mppe !== undefined).toBe(keyed);
       expect(s.msk !== undefined).toBe(method === 'eap-mschapv2');
+      expect(verifier.calls.map((c) => c.ctx)).toEqual([{ tunnel: 'sstp', peer: '198.18.0.9', method }]);
       expect(l.serverHost.results).toHaveLength(1);
       expect(l.clientHost.results).toHaveLength(1);
     });

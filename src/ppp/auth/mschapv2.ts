@@ -153,7 +153,7 @@ export class MsChapV2Server extends AuthMachine<MsChapV2ServerState> {
     const challenge = this.challenge;
     this.to('Verifying', `Response ${p.identifier}`);
     this.guardAsync(
-      callVerifier(() => this.opts.verifier.msChapV2(this.opts.ctx, username, challenge, rv.peerChallenge, rv.ntResponse)).then((outcome) => {
+      callVerifier(() => this.opts.verifier.msChapV2({ ...this.opts.ctx, method: 'mschapv2' }, username, challenge, rv.peerChallenge, rv.ntResponse)).then((outcome) => {
         if (!this.isStopped) this.guard(() => this.onVerified(p.identifier, username, outcome));
       }),
     );

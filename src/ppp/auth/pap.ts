@@ -92,7 +92,7 @@ export class PapServer extends AuthMachine<PapServerState> {
     const password = p.password.slice();
     this.to('Verifying', `Authenticate-Request ${p.identifier}`);
     this.guardAsync(
-      callVerifier(() => this.opts.verifier.pap(this.opts.ctx, username, password)).then((outcome) => {
+      callVerifier(() => this.opts.verifier.pap({ ...this.opts.ctx, method: 'pap' }, username, password)).then((outcome) => {
         password.fill(0);
         if (!this.isStopped) this.guard(() => this.onVerified(p.identifier, username, outcome));
       }),

@@ -144,14 +144,14 @@ export interface FakeUser {
  * src/aaa/local-verifier.ts). Records every call it gets.
  */
 export class FakeVerifier implements Verifier {
-  readonly calls: { method: string; username: string }[] = [];
+  readonly calls: { method: string; username: string; ctx: VerifyContext }[] = [];
   /** When set, every call rejects (a backend outage). */
   broken = false;
 
   constructor(private readonly users: Record<string, FakeUser>) {}
 
-  private lookup(method: string, username: string): FakeUser | { ok: false; reason: AuthFailureReason; message: string } {
-    this.calls.push({ method, username });
+  private lookup(method: string, username: string, ctx: VerifyContext): FakeUser | { ok: false; reason: AuthFailureReason; message: string } {
+    this.calls.push({ method, username, ctx });
     if (this.broken) throw new Error('backend down');
     const u = this.users[username];
     if (!u) return { ok: false, reason: 'unknown-user', message: `unknown user ${username}` };
@@ -164,8 +164,8 @@ export class FakeVerifier implements Verifier {
     return { ok: true, attributes: u.attributes ?? {}, username };
   }
 
-  async pap(_ctx: VerifyContext, username: string, password: Uint8Array) {
-    const u = this.lookup('pap', username);
+  async pap(ctx: VerifyContext, username: string, password: Uint8Array) {
+    const u = this.lookup('pap', username, ctx);
     if ('ok' in u) return u;
     if (Buffer.compare(Buffer.from(password), Buffer.from(u.password, 'utf8')) !== 0) {
       return { ok: false as const, reason: 'bad-credentials' as const, message: 'wrong password' };
@@ -173,8 +173,8 @@ export class FakeVerifier implements Verifier {
     return this.status(u, username);
   }
 
-  async chapMd5(_ctx: VerifyContext, username: string, identifier: number, challenge: Uint8Array, response: Uint8Array) {
-    const u = this.lookup('chap-md5', username);
+  async chapMd5(ctx: VerifyContext, username: string, identifier: number, challenge: Uint8Array, response: Uint8Array) {
+    const u = this.lookup('chap-md5', username, ctx);
     if ('ok' in u) return u;
     const want = chapMd5Response(identifier, Buffer.from(u.password, 'utf8'), challenge);
     if (Buffer.compare(Buffer.from(want), Buffer.from(response)) !== 0) {
@@ -184,13 +184,13 @@ export class FakeVerifier implements Verifier {
   }
 
   async msChapV2(
-    _ctx: VerifyContext,
+    ctx: VerifyContext,
     username: string,
     authenticatorChallenge: Uint8Array,
     peerChallenge: Uint8Array,
     ntResponse: Uint8Array,
   ): Promise<VerifyOutcome<MsChapV2Verified>> {
-    const u = this.lookup('mschapv2', username);
+    const u = this.lookup('mschapv2', username, ctx);
     if ('ok' in u) return u;
     const r = verifyMsChapV2Response({
       username,

@@ -92,6 +92,12 @@ export interface VerifyContext {
   tunnel: 'sstp' | 'pptp' | 'l2tp' | 'test';
   /** Peer's outer address (rate limiting, logs). */
   peer: string;
+  /**
+   * The method being run, filled in by the protocol instance (MS-CHAPv2 and
+   * EAP-MSCHAPv2 both call {@link Verifier.msChapV2}; per-user method
+   * policy needs to tell them apart).
+   */
+  method?: AuthMethod;
 }
 
 export interface MsChapV2Verified {
