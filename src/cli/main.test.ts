@@ -1,5 +1,5 @@
 import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,6 +7,7 @@ import { VpnError } from '../util/errors.js';
 import { startAdminServer, type AdminServer } from '../admin/server.js';
 import type { GatewayControl, SessionInfo } from '../admin/types.js';
 import { COMMANDS, main } from './main.js';
+import { needsRoot } from './serve.js';
 import { registerClient, registerUserStore, type ClientOptions, type UserRecord, type UserStoreAdmin } from './plugins.js';
 import { fakeIo } from './testing.js';
 
@@ -315,10 +316,34 @@ class FakeStore implements UserStoreAdmin {
 describe('users', () => {
   afterEach(() => registerUserStore(undefined));
 
-  it('without a user store implementation: exit 1, ERR_USER_STORE', async () => {
+  const aaaPresent = existsSync(path.resolve(here, '../aaa/user-store.ts'));
+
+  it.skipIf(aaaPresent)('without a user store implementation: exit 1, ERR_USER_STORE', async () => {
     const r = await run(['users', 'list']);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/^vpngw: ERR_USER_STORE: the local user store \(src\/aaa\) is not available/);
+  });
+
+  it.skipIf(!aaaPresent)('with src/aaa: add/list/passwd/del on a real users file (listing never creates it)', async () => {
+    const users = path.join(dir, 'real-users.yaml');
+    const pw = file('real-pw.txt', 'real-pass-1\n');
+    let r = await run(['users', 'list', '--file', users]);
+    expect(r).toMatchObject({ code: 0, out: 'no users\n' });
+    expect(existsSync(users)).toBe(false);
+    r = await run(['users', 'add', 'erin', '--file', users, '--password-file', pw, '--static-ip', '198.18.128.77']);
+    expect(r.code, r.err).toBe(0);
+    expect(statSync(users).mode & 0o777).toBe(0o600);
+    r = await run(['users', 'list', '--file', users]);
+    expect(r.out).toMatch(/erin +enabled +198\.18\.128\.77/);
+    r = await run(['users', 'passwd', 'erin', '--file', users], { env: { VPNGW_PASSWORD: 'real-pass-2' } });
+    expect(r.code, r.err).toBe(0);
+    r = await run(['users', 'passwd', 'nobody', '--file', users], { env: { VPNGW_PASSWORD: 'x' } });
+    expect(r).toMatchObject({ code: 1, err: 'vpngw: ERR_AUTH_UNKNOWN_USER: no user nobody\n' });
+    r = await run(['users', 'del', 'erin', '--file', users]);
+    expect(r.code).toBe(0);
+    r = await run(['users', 'del', 'erin', '--file', users]);
+    expect(r.code).toBe(1);
+    expect(readFileSync(users, 'utf8')).not.toContain('real-pass');
   });
 
   it('add/list/passwd/del through the store, with the file from the config or --file', async () => {
@@ -396,5 +421,31 @@ describe('users', () => {
     registerUserStore(async () => new FakeStore());
     const r = await run(['users', 'del', 'a\u0001b']);
     expect(r.code).toBe(2);
+  });
+});
+
+describe('serve (without starting anything)', () => {
+  it('an invalid config fails before any device is opened: exit 1 with every problem', async () => {
+    file('serve-bad.yaml', 'sstp: {port: 0}\ndataplane: {tun: {mtu: 10}}\n');
+    const r = await run(['serve', '--config', 'serve-bad.yaml']);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('vpngw: ERR_CONFIG_INVALID: ');
+    expect(r.err).toContain('sstp.port: expected an integer 1..65535, got 0');
+    expect(r.err).toContain('dataplane.tun.mtu: expected an integer 576..1920, got 10');
+    expect(r.err).not.toContain('opening TUN device');
+  });
+
+  it('a missing config file: exit 1, ERR_CONFIG_READ', async () => {
+    const r = await run(['serve', '-c', 'missing.yaml']);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/vpngw: ERR_CONFIG_READ: cannot read config file .*missing\.yaml: ENOENT/);
+  });
+
+  it('a TUN permission failure says it needs root', () => {
+    const e = needsRoot(new VpnError('ERR_PERMISSION', 'open /dev/net/tun: Operation not permitted'), 'cannot open TUN device vpngw0') as VpnError;
+    expect(e.code).toBe('ERR_PERMISSION');
+    expect(e.message).toBe('cannot open TUN device vpngw0: open /dev/net/tun: Operation not permitted. vpngw serve needs root (or CAP_NET_ADMIN) to create its TUN device');
+    const other = new VpnError('ERR_NO_TUN', 'x');
+    expect(needsRoot(other, 'y')).toBe(other);
   });
 });

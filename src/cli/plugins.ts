@@ -5,10 +5,13 @@
  *
  * Each is looked up first in an in-process registry (tests, embedders), then
  * by convention in a module:
- *   - user store: `src/aaa/index.ts` exporting `openUserStore(file): Promise<UserStoreAdmin>`;
+ *   - user store: `src/aaa/index.ts` exporting `openUserStore(file): Promise<UserStoreAdmin>`,
+ *     else `src/aaa/user-store.ts`'s `UserStore` class through {@link adaptAaaStore};
  *   - client for scheme S: `src/client/S.ts` exporting `connect(opts: ClientOptions): Promise<void>`.
  * A missing module means "not available yet", reported as such.
  */
+import { access } from 'node:fs/promises';
+import { VpnError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { UserAttributes } from '../ppp/auth/types.js';
 
@@ -51,10 +54,75 @@ async function importOptional(specifier: string, marker: string): Promise<Record
   }
 }
 
+/** The shape of src/aaa/user-store.ts's UserStore that the adapter below relies on. */
+interface AaaStore {
+  list(): { username: string; enabled: boolean; staticIpv4?: string }[];
+  get(username: string): unknown;
+  add(username: string, user: { password: string; staticIpv4?: string }): Promise<void>;
+  del(username: string): Promise<void>;
+  passwd(username: string, password: string): Promise<void>;
+}
+interface AaaStoreClass {
+  load(file: string): Promise<AaaStore>;
+  ensure(file: string, opts: { demoUser?: boolean }): Promise<{ store: AaaStore }>;
+}
+
+function isAaaStoreClass(c: unknown): c is AaaStoreClass {
+  return typeof c === 'function' && typeof (c as Partial<AaaStoreClass>).load === 'function' && typeof (c as Partial<AaaStoreClass>).ensure === 'function';
+}
+
+/**
+ * UserStoreAdmin over src/aaa's UserStore. Reading never creates the file
+ * (a missing file lists no users, and `serve` still creates the demo user on
+ * first start); the first edit creates it.
+ */
+export function adaptAaaStore(UserStore: AaaStoreClass): UserStoreOpener {
+  return async (file) => {
+    let cached: AaaStore | undefined;
+    const existing = async (): Promise<AaaStore | undefined> => {
+      if (cached) return cached;
+      try {
+        await access(file);
+      } catch {
+        return undefined;
+      }
+      return (cached = await UserStore.load(file));
+    };
+    const writable = async (): Promise<AaaStore> => (cached ??= (await UserStore.ensure(file, { demoUser: false })).store);
+    return {
+      async list() {
+        const s = await existing();
+        return (s?.list() ?? []).map((u) => ({
+          username: u.username,
+          ...(u.enabled ? {} : { disabled: true }),
+          ...(u.staticIpv4 !== undefined ? { attributes: { staticIpv4: u.staticIpv4 } } : {}),
+        }));
+      },
+      async add(username, password, attributes) {
+        const s = await writable();
+        await s.add(username, { password, ...(attributes?.staticIpv4 !== undefined ? { staticIpv4: attributes.staticIpv4 } : {}) });
+      },
+      async remove(username) {
+        const s = await existing();
+        if (!s?.get(username)) return false;
+        await s.del(username);
+        return true;
+      },
+      async setPassword(username, password) {
+        const s = await existing();
+        if (!s?.get(username)) throw new VpnError('ERR_AUTH_UNKNOWN_USER', `no user ${username}`);
+        await s.passwd(username, password);
+      },
+    };
+  };
+}
+
 export async function findUserStore(): Promise<UserStoreOpener | undefined> {
   if (userStoreOpener) return userStoreOpener;
-  const mod = await importOptional('../aaa/index.js', 'aaa/index');
-  return typeof mod?.openUserStore === 'function' ? (mod.openUserStore as UserStoreOpener) : undefined;
+  const index = await importOptional('../aaa/index.js', 'aaa/index');
+  if (typeof index?.openUserStore === 'function') return index.openUserStore as UserStoreOpener;
+  const mod = await importOptional('../aaa/user-store.js', 'aaa/user-store');
+  return isAaaStoreClass(mod?.UserStore) ? adaptAaaStore(mod.UserStore) : undefined;
 }
 
 // ---------------------------------------------------------------------------

@@ -48,7 +48,8 @@ export interface RunningDataplane {
   close(): void;
 }
 
-function needsRoot(e: unknown, what: string): unknown {
+/** A permission failure on the TUN device, explained for the operator; other errors unchanged. */
+export function needsRoot(e: unknown, what: string): unknown {
   if (isVpnError(e) && (e.code === 'ERR_PERMISSION' || e.code === 'ERR_NOT_ROOT')) {
     return new VpnError(e.code, `${what}: ${e.message}. vpngw serve needs root (or CAP_NET_ADMIN) to create its TUN device`, { cause: e });
   }
