@@ -140,6 +140,19 @@ describe('CHAP-MD5 back to back', () => {
     expect(verifier.calls).toHaveLength(1);
   });
 
+  it('a verifier that never answers is bounded by the deadline', async () => {
+    const l = new AuthLink();
+    const hung = users();
+    hung.chapMd5 = () => new Promise(() => undefined);
+    const server = new ChapMd5Server(l.serverHost, { verifier: hung, ctx, serverName: 'gw', timing: { authTimeoutMs: 20_000 } });
+    l.server = server;
+    l.client = new ChapMd5Client(l.clientHost, { credentials: { username: 'alice', password: 'wonderland' } });
+    await l.start();
+    expect(server.current).toBe('Verifying');
+    await l.run(20_000, 5000);
+    expect(l.serverHost.result).toMatchObject({ ok: false, reason: 'timeout' });
+  });
+
   it('discards a Response with the wrong identifier (RFC 1994 4.1)', async () => {
     const l = new AuthLink();
     const verifier = users();

@@ -43,6 +43,7 @@ export interface ChapMd5ServerOptions {
  *                       |  +--+ restart timer:          +--refused--> Failed
  *                       |       same Challenge again
  *                       +--maxTransmits unanswered--> Failed
+ *   Challenged / Verifying --deadline (authTimeoutMs)--> Failed
  * ```
  * A Response whose Identifier is not the current Challenge's is silently
  * discarded (RFC 1994 4.1). A repeated Response once decided gets the same
@@ -80,6 +81,12 @@ export class ChapMd5Server extends AuthMachine<ChapMd5ServerState> {
       name: encodeName(this.opts.serverName),
     });
     this.to('Challenged', 'start');
+    // Bounds a verifier that never answers, too.
+    this.timer(this.timing.authTimeoutMs, () => {
+      if (this.state === 'Succeeded' || this.state === 'Failed') return;
+      this.to('Failed', 'deadline');
+      this.fail('timeout', `not authenticated within ${this.timing.authTimeoutMs} ms`);
+    });
     this.transmit();
   }
 
