@@ -15,6 +15,8 @@ import {
   verifyMsChapV2Response,
 } from './mschapv2-crypto.js';
 import { deriveMppeMasterKeys } from './mppe-keys.js';
+import { desExpandKey, sha1 } from '../../crypto/wasm-crypto.js';
+import { AUTH_MAGIC1, AUTH_MAGIC2 } from './mschapv2-crypto.js';
 
 interface MsChapVector {
   id: string;
@@ -31,7 +33,20 @@ interface MsChapVector {
   nt_response?: string;
   authenticator_response?: string;
   authenticator_response_text?: string;
-  intermediate?: { des_outputs: string[]; response_value_49: string; z_password_hash: string };
+  intermediate?: {
+    des_outputs: string[];
+    response_value_49: string;
+    z_password_hash: string;
+    des_keys_7: string[];
+    des_keys_8_odd_parity: string[];
+    auth_response_digest1: string;
+    magic1: string;
+    magic2: string;
+  };
+  raw_key_1?: string;
+  parity_key_1?: string;
+  raw_key_2?: string;
+  parity_key_2?: string;
 }
 const all = readVectors<{ vectors: MsChapVector[] }>('mschapv2.json').vectors;
 const exchanges = all.filter((v) => v.nt_response !== undefined) as Required<MsChapVector>[];
@@ -59,8 +74,26 @@ describe('MS-CHAPv2 computations (RFC 2759 section 8) against mschapv2.json', ()
       expect(hex(authenticatorResponseDigest(fromHex(v.password_hash), nt, peer, auth, v.username_ascii))).toBe(v.authenticator_response);
       expect(generateAuthenticatorResponse(v.password_text, nt, peer, auth, v.username_ascii)).toBe(v.authenticator_response_text);
       expect(authenticatorResponseText(fromHex(v.authenticator_response))).toBe(v.authenticator_response_text);
+      // 8.5 intermediates: the zero-padded hash, its three 7-octet keys and their parity forms.
+      const z = v.intermediate.z_password_hash;
+      expect(z).toBe(v.password_hash + '00'.repeat(5));
+      expect([0, 1, 2].map((i) => z.slice(14 * i, 14 * i + 14))).toEqual(v.intermediate.des_keys_7);
+      expect(v.intermediate.des_keys_7.map((k) => hex(desExpandKey(fromHex(k))))).toEqual(v.intermediate.des_keys_8_odd_parity);
+      // 8.7 intermediates: the magic constants and the first digest.
+      expect(hex(AUTH_MAGIC1)).toBe(v.intermediate.magic1);
+      expect(hex(AUTH_MAGIC2)).toBe(v.intermediate.magic2);
+      expect(hex(sha1(fromHex(v.password_hash_hash), fromHex(v.nt_response), AUTH_MAGIC1))).toBe(v.intermediate.auth_response_digest1);
     });
   }
+
+  it('rfc2759-9.3: the password hash of the DES key example and its parity keys', () => {
+    const v = all.find((x) => x.id === 'rfc2759-9.3')!;
+    expect(hex(ntPasswordHash(v.password_text!))).toBe(v.password_hash);
+    expect(hex(desExpandKey(fromHex(v.raw_key_1!)))).toBe(v.parity_key_1);
+    expect(hex(desExpandKey(fromHex(v.raw_key_2!)))).toBe(v.parity_key_2);
+    expect(v.password_hash!.slice(0, 14)).toBe(v.raw_key_1);
+    expect(v.password_hash!.slice(14, 28)).toBe(v.raw_key_2);
+  });
 
   it('CheckAuthenticatorResponse accepts the right S= (either case) and refuses anything else', () => {
     const v = exchanges.find((x) => x.id === 'rfc2759-9.2')!;

@@ -12,8 +12,10 @@ import type { MppeMasterKeys } from './types.js';
 import { deriveMppeMasterKeys } from './mppe-keys.js';
 
 // From the spec (RFC 2759 8.7).
-const MAGIC1 = new TextEncoder().encode('Magic server to client signing constant');
-const MAGIC2 = new TextEncoder().encode('Pad to make it do more than one iteration');
+export const AUTH_MAGIC1 = new TextEncoder().encode('Magic server to client signing constant');
+export const AUTH_MAGIC2 = new TextEncoder().encode('Pad to make it do more than one iteration');
+const MAGIC1 = AUTH_MAGIC1;
+const MAGIC2 = AUTH_MAGIC2;
 
 // From the spec (RFC 2759 sections 3-4).
 export const AUTHENTICATOR_CHALLENGE_SIZE = 16;
