@@ -7,7 +7,7 @@
 import { VirtualClock } from '../util/clock.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { decodeFrame } from './frame.js';
-import { decodeControlPacket } from './packet.js';
+import { concatBytes, decodeControlPacket, encodeControlPacket, encodeOption, type ControlPacket } from './packet.js';
 import { protocolName } from './protocols.js';
 import { PppSession, type ClientSessionOptions, type PppDownInfo, type PppUpInfo, type ServerSessionOptions } from './session.js';
 import type { AuthFailure, AuthSuccess } from './auth/types.js';
@@ -148,4 +148,60 @@ export function seededRandom(seed: number): (n: number) => Uint8Array {
     }
     return out;
   };
+}
+
+/**
+ * A host for driving one control protocol (Lcp, Ipcp, Ipv6cp, Ccp) directly
+ * in a unit test: records what it sends (decoded) and the upper-layer events.
+ */
+export class RecordingHost {
+  readonly clock = new VirtualClock();
+  readonly log: Logger = silentLogger;
+  readonly sent: ControlPacket[] = [];
+  readonly events: string[] = [];
+  peerMruValue = 1500;
+  random: (n: number) => Uint8Array = seededRandom(7);
+
+  readonly send = (p: Uint8Array): void => {
+    const d = decodeControlPacket(p);
+    if (!d.ok) throw new Error(`protocol sent a malformed packet: ${d.message}`);
+    this.sent.push({ ...d.value, data: d.value.data.slice(), raw: d.value.raw.slice() });
+  };
+  readonly peerMru = (): number => this.peerMruValue;
+  readonly up = (): void => void this.events.push('up');
+  readonly down = (cause: string): void => void this.events.push(`down:${cause}`);
+  readonly finished = (cause: string): void => void this.events.push(`finished:${cause}`);
+  readonly fail = (reason: string): void => void this.events.push(`fail:${reason}`);
+  readonly echoTimeout = (): void => void this.events.push('echo-timeout');
+  readonly protocolRejected = (p: number): void => void this.events.push(`protocol-rejected:${p.toString(16)}`);
+  readonly resetRequested = (id: number): void => void this.events.push(`reset-request:${id}`);
+  readonly resetAcked = (id: number): void => void this.events.push(`reset-ack:${id}`);
+
+  /** The last packet sent (of a code, if given). */
+  last(code?: number): ControlPacket | undefined {
+    for (let i = this.sent.length - 1; i >= 0; i--) if (code === undefined || this.sent[i]!.code === code) return this.sent[i];
+    return undefined;
+  }
+
+  /** Codes of the packets sent, in order. */
+  codes(): number[] {
+    return this.sent.map((p) => p.code);
+  }
+}
+
+/** A received control packet, built like the spec's diagrams: Code, Identifier, then data bytes. */
+export function packet(code: number, id: number, ...data: (Uint8Array | readonly number[])[]): ControlPacket {
+  const body = concatBytes(data.map((d) => (d instanceof Uint8Array ? d : new Uint8Array(d))));
+  const raw = encodeControlPacket(code, id, body);
+  return { code, id, data: raw.subarray(4), raw };
+}
+
+/** One configuration option: Type, Length (computed), data. */
+export function opt(type: number, ...data: number[]): Uint8Array {
+  return encodeOption(type, new Uint8Array(data));
+}
+
+/** Option bytes of a packet's data as hex, for compact assertions. */
+export function hexOf(b: Uint8Array | undefined): string {
+  return b ? Buffer.from(b).toString('hex') : '(none)';
 }
