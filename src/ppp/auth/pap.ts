@@ -9,6 +9,7 @@ import type { AuthFailureReason, AuthHost, ClientCredentials, UserAttributes, Ve
 import { PPP_PAP } from './types.js';
 import { AuthMachine, callVerifier, decodeName, encodeName, isRetryable, refusalText, zeroHlak, type AuthTiming } from './machine.js';
 import { decodePap, encodePap, PapCode } from './pap-codec.js';
+import type { Timer } from '../../util/clock.js';
 
 export interface PapServerOptions {
   verifier: Verifier;
@@ -39,7 +40,7 @@ export class PapServer extends AuthMachine<PapServerState> {
   readonly method = 'pap' as const;
   private attempts = 0;
   private lastRefusal: { reason: AuthFailureReason; message: string; username: string } | undefined;
-  private deadline: ReturnType<AuthHost['clock']['setTimer']> | undefined;
+  private deadline: Timer | undefined;
 
   constructor(
     host: AuthHost,
