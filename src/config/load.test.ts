@@ -6,6 +6,7 @@ import { ConfigError, VpnError } from '../util/errors.js';
 import { checkConfig, defaultConfig, loadConfig, parseConfig, type LocatedIssue } from './load.js';
 import { DEFAULT_ADMIN_PORT, enabledProtocols, poolSize, ringSlotsById, tunNetwork } from './schema.js';
 import * as abi from '../../assembly/abi.js';
+import { DEFAULT_RING_SLOTS } from '../dataplane/layout.js';
 
 function issues(text: string): LocatedIssue[] {
   const r = checkConfig(text);
@@ -45,7 +46,7 @@ describe('embedded default', () => {
     expect(c.limits.maxSessions).toBe(c.dataplane.workers * 1024);
     expect(c.log.level).toBe('info');
     expect(enabledProtocols(c)).toEqual(['sstp']);
-    expect(ringSlotsById(c)[abi.RingId.CTRL]).toBe(256);
+    expect(ringSlotsById(c)[abi.RingId.CTRL]).toBe(DEFAULT_RING_SLOTS[abi.RingId.CTRL]);
   });
 
   it('an empty file and a comment-only file are the default', () => {

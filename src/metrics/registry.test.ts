@@ -178,8 +178,8 @@ describe('snapshotDataplane', () => {
     expect(snap.drops.not_icmp_echo).toBe(2n);
     expect(snap.drops.bad_ip_header! + snap.drops.truncated!).toBe(1n);
     expect(Object.keys(snap.drops)).toHaveLength(abi.DROP_COUNT);
-    expect(snap.rings.find((r) => r.worker === 1 && r.ring === 'inject')).toEqual({ worker: 1, ring: 'inject', occupancy: 1, slots: 256 });
-    expect(snap.rings.find((r) => r.worker === 0 && r.ring === 'tun_rx')?.slots).toBe(1024);
+    expect(snap.rings.find((r) => r.worker === 1 && r.ring === 'inject')).toEqual({ worker: 1, ring: 'inject', occupancy: 1, slots: w1.ring(abi.RingId.INJECT).slots });
+    expect(snap.rings.find((r) => r.worker === 0 && r.ring === 'tun_rx')?.slots).toBe(w0.ring(abi.RingId.TUN_RX).slots);
     expect(snap.perProtocol.sstp).toEqual({ inPackets: 0n, inBytes: 0n, outPackets: 0n, outBytes: 0n });
 
     const m = new GatewayMetrics({ sessions: () => [], pools: () => [], dataplane: () => snapshotDataplane([w0, w1]) }, { defaultMetrics: false });
