@@ -297,7 +297,10 @@ export class PppSession extends EventEmitter<PppSessionEvents> {
     super();
     this.role = opts.role;
     this.id = opts.sessionId ?? randomUUID();
-    this.clock = opts.clock ?? systemClock;
+    const clock = opts.clock ?? systemClock;
+    // Every timer of the protocols runs through run(): a transport that loops a send straight back
+    // into input() gets its frame queued, never processed in the middle of a timer action.
+    this.clock = { now: () => clock.now(), setTimer: (ms, fn) => clock.setTimer(ms, () => this.run(fn)) };
     this.random = opts.random ?? ((n) => new Uint8Array(randomBytes(n)));
     this.log = (opts.log ?? silentLogger).child({ ppp: this.id, role: opts.role, tunnel: opts.tunnel, peer: opts.peer });
     this.mppePolicy = { ...DEFAULT_MPPE_POLICY, ...opts.mppe };
@@ -367,42 +370,60 @@ export class PppSession extends EventEmitter<PppSessionEvents> {
   open(): void {
     if (this.started) return;
     this.started = true;
-    this.setPhase(Phase.Establish, 'open');
-    this.lcp.fsm.open();
-    this.lcp.fsm.up();
+    this.run(() => {
+      this.setPhase(Phase.Establish, 'open');
+      this.lcp.fsm.open();
+      this.lcp.fsm.up();
+    });
   }
 
   /** Graceful close: LCP Terminate-Request, `down` when the peer acknowledges or the Restart timer gives up. */
   close(reason: PppDownReason = 'admin', detail = ''): void {
     this.setEndReason(reason, detail);
     if (this.ph === Phase.Dead) return;
-    this.terminating = true;
-    this.stopAuth();
-    if (this.ph !== Phase.Terminate) this.setPhase(Phase.Terminate, reason);
-    this.lcp.fsm.close(reason);
-    if (this.lcp.fsm.isFinished) this.finalize();
+    this.run(() => {
+      this.terminating = true;
+      this.stopAuth();
+      if (this.ph !== Phase.Terminate) this.setPhase(Phase.Terminate, reason);
+      this.lcp.fsm.close(reason);
+      if (this.lcp.fsm.isFinished) this.finalize();
+    });
   }
 
   /** The tunnel went away: no more sends, `down` now. */
   lowerDown(reason: PppDownReason = 'lower-layer-down', detail = ''): void {
     this.setEndReason(reason, detail);
     if (this.ph === Phase.Dead) return;
-    this.terminating = true;
-    this.lcp.fsm.down();
-    this.finalize();
+    this.run(() => {
+      this.terminating = true;
+      this.lcp.fsm.down();
+      this.finalize();
+    });
   }
 
   /** Feed one PPP frame from the tunnel. Never throws. */
   input(frame: Uint8Array): void {
     if (this.busy) {
-      // Re-entrant delivery (a send looped straight back): process after the current frame.
+      // Re-entrant delivery (a send looped straight back): process after the current operation.
       if (this.backlog.length < MAX_BACKLOG) this.backlog.push(frame.slice());
       else this.drop('internal-error', 'input backlog full');
       return;
     }
+    this.run(() => this.handleFrame(frame));
+  }
+
+  /**
+   * Run one operation to completion, then the frames that arrived re-entrantly during it. Nested
+   * calls just run. Keeps every protocol action atomic whatever the transport does inside send().
+   */
+  private run(fn: () => void): void {
+    if (this.busy) {
+      fn();
+      return;
+    }
     this.busy = true;
     try {
-      this.handleFrame(frame);
+      fn();
       for (let f = this.backlog.shift(); f; f = this.backlog.shift()) this.handleFrame(f);
     } finally {
       this.busy = false;
@@ -416,18 +437,23 @@ export class PppSession extends EventEmitter<PppSessionEvents> {
     if (protocol === PPP_IPV6 && !this.ipv6cp?.fsm.isOpened) return false;
     if (protocol === PPP_COMPRESSED && !this.ccp?.fsm.isOpened) return false;
     if (this.info.mppe && protocol !== PPP_COMPRESSED) return false;
-    this.sendFrame(protocol, payload, { acfc: this.info.acfc, pfc: this.info.pfc });
+    const flags = { acfc: this.info.acfc, pfc: this.info.pfc };
+    this.run(() => this.sendFrame(protocol, payload, flags));
     return true;
   }
 
   /** CCP Reset-Request (stateful MPPE lost sync on receive); false unless CCP is Opened. */
   sendResetRequest(): boolean {
-    return this.ccp?.sendResetRequest() ?? false;
+    let sent = false;
+    this.run(() => (sent = this.ccp?.sendResetRequest() ?? false));
+    return sent;
   }
 
   /** CCP Reset-Ack for a peer's Reset-Request; false unless CCP is Opened. */
   sendResetAck(id: number): boolean {
-    return this.ccp?.sendResetAck(id) ?? false;
+    let sent = false;
+    this.run(() => (sent = this.ccp?.sendResetAck(id) ?? false));
+    return sent;
   }
 
   // ------------------------------------------------------------ input
@@ -619,7 +645,7 @@ export class PppSession extends EventEmitter<PppSessionEvents> {
   private startAuth(method: AuthMethod): void {
     const host: AuthHost = {
       send: (packet) => this.sendFrame(authProtocolNumber(method), packet),
-      done: (result) => this.onAuthDone(result),
+      done: (result) => this.run(() => this.onAuthDone(result)),
       clock: this.clock,
       log: this.log,
     };
