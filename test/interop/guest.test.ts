@@ -8,6 +8,7 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { existsSync } from 'node:fs';
+import net from 'node:net';
 import { NetLab, reportSkip } from '../lib/netns.js';
 import { createGuestLink, GuestError, guestSupport, PPP_MODULES, runGuest, startGuest, type GuestLink } from './guest/guest.js';
 
@@ -39,7 +40,7 @@ describe.skipIf(!support.ok)('qemu guest harness', () => {
 
   beforeAll(async () => {
     lab = new NetLab();
-    link = await createGuestLink(lab);
+    link = await createGuestLink(lab, { reachRoot: true });
   });
   afterAll(async () => {
     await lab?.cleanup();
@@ -77,18 +78,29 @@ ls -l /dev/ppp
 echo "== writable =="
 echo guest-write > /etc/ppp/vpngw-guest-probe && cat /etc/ppp/vpngw-guest-probe
 echo to-host > "$GUEST_JOB_DIR/from-guest" && echo shared-ok
+echo "== root =="
+ping -c 1 -W 3 "$ROOT_ADDR" >/dev/null; echo "ping-root=$?"
+bash -c 'exec 3<>"/dev/tcp/$ROOT_ADDR/$ROOT_PORT" && cat <&3'
 echo "== stderr =="
 echo "to-stderr" >&2
 exit 42
 `;
+      // A server in the test process itself (the root namespace), as an in-process gateway would be.
+      const peers: string[] = [];
+      const server = net.createServer((sock) => {
+        peers.push(sock.remoteAddress ?? '?');
+        sock.end('hello-from-the-test-process\n');
+      });
+      await new Promise<void>((res) => server.listen(0, link.rootAddr, res));
+      const port = (server.address() as net.AddressInfo).port;
       const r = await runGuest({
         ...link,
         script,
         timeoutMs: BOOT_BUDGET_MS,
         modules: ['ppp_generic'],
-        env: { GREETING: `it's "quoted" $NOT_EXPANDED` },
+        env: { GREETING: `it's "quoted" $NOT_EXPANDED`, ROOT_ADDR: link.rootAddr!, ROOT_PORT: String(port) },
         files: [{ path: '/etc/vpngw-test/peer.conf', content: 'name vpn-user\nremotename vpngw\n', mode: 0o600 }],
-      });
+      }).finally(() => server.close());
       process.stderr.write(`[guest] boot-to-command ${r.bootMs.toFixed(0)} ms, total ${r.totalMs.toFixed(0)} ms (${r.pvh ? 'PVH vmlinux' : 'bzImage'})\n`);
 
       expect(r.exitCode).toBe(42);
@@ -114,6 +126,9 @@ exit 42
       expect(mod).toMatch(/^crw-{7} 1 root root 108, 0 .* \/dev\/ppp$/m);
 
       expect(section(r.output, 'writable')).toBe('guest-write\nshared-ok\n');
+      // Routed to the test's own namespace, without NAT.
+      expect(section(r.output, 'root')).toBe('ping-root=0\nhello-from-the-test-process\n');
+      expect(peers).toEqual([link.guestAddr]);
       // The output is the script's own stdout and stderr, nothing else, ending where the script ended.
       expect(section(r.output, 'stderr')).toBe('to-stderr\n');
       expect(r.output.startsWith('== hello ==\n')).toBe(true);

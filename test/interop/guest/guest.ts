@@ -227,17 +227,47 @@ export interface GuestLink {
   hostAddr: string;
   guestAddr: string;
   prefixLen: number;
+  /**
+   * With `reachRoot`: an address of the test process's own namespace that the
+   * guest reaches (routed through `ns`, no NAT: servers see `guestAddr`).
+   * A server in the test process listening on it (or on 0.0.0.0) serves the guest.
+   */
+  rootAddr?: string;
+}
+
+export interface GuestLinkOptions {
+  tag?: string;
+  /**
+   * Also route between the guest and the test process's namespace: a veth
+   * pair root <-> `ns`, forwarding on in `ns`, a route to the guest's /24 in
+   * the root namespace (removed with the veth at cleanup). For gateways that
+   * run inside the test process (node:tls for SSTP) rather than in `ns`.
+   */
+  reachRoot?: boolean;
 }
 
 /**
  * A namespace with a tap for one guest: host side `.1`, guest `.2` of a
  * fresh /24 in 198.18.0.0/15. Spread it into {@link GuestOptions}.
+ *
+ *   guest .2 ──tap── ns: tap .1 [─ veth .2 ══ veth .1 : root namespace]   (reachRoot)
  */
-export async function createGuestLink(lab: NetLab, tag = 'guest'): Promise<GuestLink> {
-  const ns = await lab.netns(tag);
+export async function createGuestLink(lab: NetLab, opts: GuestLinkOptions = {}): Promise<GuestLink> {
+  const ns = await lab.netns(opts.tag ?? 'guest');
   const net = await lab.subnet();
   const tapName = await ns.tap({ addr: net.cidr(1) });
-  return { ns, netns: ns.name, tapName, hostAddr: net.host(1), guestAddr: net.host(2), prefixLen: net.prefixLen };
+  const link: GuestLink = { ns, netns: ns.name, tapName, hostAddr: net.host(1), guestAddr: net.host(2), prefixLen: net.prefixLen };
+  if (opts.reachRoot) {
+    const transit = await lab.subnet();
+    const pair = await lab.veth(null, ns, { aAddr: transit.cidr(1), bAddr: transit.cidr(2) });
+    await ns.sysctl('net.ipv4.ip_forward', '1');
+    await ns.ip('route', 'add', 'default', 'via', transit.host(1));
+    await run('ip', ['route', 'add', `${net.network}/${net.prefixLen}`, 'via', transit.host(2), 'dev', pair.a]).then((r) => {
+      if (r.code !== 0) throw new Error(`route to the guest subnet in the root namespace: ${r.stderr.trim()}`);
+    });
+    link.rootAddr = transit.host(1);
+  }
+  return link;
 }
 
 // ------------------------------------------------------------ running

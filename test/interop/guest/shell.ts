@@ -41,9 +41,10 @@ async function main(): Promise<number> {
   }
   const lab = new NetLab();
   try {
-    const link = await createGuestLink(lab, 'shell');
+    const link = await createGuestLink(lab, { tag: 'shell', reachRoot: true });
     process.stderr.write(
       `[shell] host side: namespace ${link.netns}, tap ${link.tapName} ${link.hostAddr}/${link.prefixLen}; guest ${link.guestAddr}\n` +
+        `[shell] the guest also reaches this (root) namespace at ${link.rootAddr}\n` +
         `[shell] from another terminal: ip netns exec ${link.netns} bash\n`,
     );
     const interactive = !values.batch;
