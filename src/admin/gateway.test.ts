@@ -3,7 +3,7 @@ import { VirtualClock } from '../util/clock.js';
 import { createLogger } from '../util/log.js';
 import { parseConfig } from '../config/load.js';
 import { GatewayMetrics } from '../metrics/registry.js';
-import { Gateway, GatewayState, findProtocolServer, registerProtocolServer, type ProtocolServer, type ServerContext } from './gateway.js';
+import { Gateway, GatewayState, findProtocolServer, isMissingModule, registerProtocolServer, type ProtocolServer, type ServerContext } from './gateway.js';
 import type { ManagedSession, SessionInfo, SessionPhase } from './types.js';
 import type { Protocol } from '../config/schema.js';
 
@@ -173,5 +173,17 @@ describe('finding protocol servers', () => {
     expect(await findProtocolServer('l2tp')).toBe(f);
     registerProtocolServer('l2tp', undefined);
     expect(await findProtocolServer('l2tp')).toBeUndefined();
+  });
+});
+
+describe('isMissingModule', () => {
+  const err = (message: string) => Object.assign(new Error(message), { code: 'ERR_MODULE_NOT_FOUND' });
+  it('is true only when the module itself is missing', () => {
+    expect(isMissingModule(err("Cannot find module '/app/dist/src/l2tp/server.js' imported from /app/dist/src/admin/gateway.js"), 'l2tp/server')).toBe(true);
+    expect(isMissingModule(err("Cannot find module '/src/l2tp/server.js' imported from /work/src/admin/gateway.ts"), 'l2tp/server')).toBe(true);
+    // The server exists but one of its imports is missing: a real error.
+    expect(isMissingModule(err("Cannot find module '/app/dist/src/l2tp/codec.js' imported from /app/dist/src/l2tp/server.js"), 'l2tp/server')).toBe(false);
+    expect(isMissingModule(err("Cannot find module '/app/dist/src/xl2tp/server.js' imported from x"), 'l2tp/server')).toBe(false);
+    expect(isMissingModule(new Error("Cannot find module '/src/l2tp/server.js'"), 'l2tp/server')).toBe(false);
   });
 });

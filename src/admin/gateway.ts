@@ -59,6 +59,16 @@ export type ProtocolServerFactory = () => ProtocolServer;
 
 const factories = new Map<Protocol, ProtocolServerFactory>();
 
+/**
+ * Is `e` the failure to find the module `<...>/<stem>.js` itself? (A module
+ * that exists but imports something missing is a real error, not absence.)
+ */
+export function isMissingModule(e: unknown, stem: string): boolean {
+  if ((e as NodeJS.ErrnoException | undefined)?.code !== 'ERR_MODULE_NOT_FOUND') return false;
+  const m = /^Cannot find module '([^']+)'/.exec(String((e as Error).message));
+  return m !== null && /\.[jt]s$/.test(m[1]!) && m[1]!.replace(/\.[jt]s$/, '').endsWith(`/${stem}`);
+}
+
 /** Register (or with `undefined`, unregister) the server for a protocol, in this process. */
 export function registerProtocolServer(name: Protocol, factory: ProtocolServerFactory | undefined): void {
   if (factory) factories.set(name, factory);
@@ -77,8 +87,7 @@ export async function findProtocolServer(name: Protocol): Promise<ProtocolServer
   try {
     mod = (await import(specifier)) as { createProtocolServer?: unknown };
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ERR_MODULE_NOT_FOUND' && String((e as Error).message).includes(`${name}/server`)) return undefined;
+    if (isMissingModule(e, `${name}/server`)) return undefined;
     throw e;
   }
   return typeof mod.createProtocolServer === 'function' ? (mod.createProtocolServer as ProtocolServerFactory) : undefined;

@@ -14,6 +14,7 @@ import { access } from 'node:fs/promises';
 import { VpnError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { UserAttributes } from '../ppp/auth/types.js';
+import { isMissingModule } from '../admin/gateway.js';
 
 // ---------------------------------------------------------------------------
 // User store
@@ -48,8 +49,7 @@ async function importOptional(specifier: string, marker: string): Promise<Record
   try {
     return (await import(specifier)) as Record<string, unknown>;
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if ((code === 'ERR_MODULE_NOT_FOUND' || code === undefined) && String((e as Error).message).includes(marker)) return undefined;
+    if (isMissingModule(e, marker)) return undefined;
     throw e;
   }
 }
