@@ -246,6 +246,20 @@ describe('session behaviour', () => {
     expect(l.server.sendData(PPP_IPV4, new Uint8Array([0x45]))).toBe(false);
   });
 
+  it('a listener that throws does not escape input(): counted, logged, the session closes cleanly', async () => {
+    const l = upLink();
+    await l.connect();
+    l.server.on('data', () => {
+      throw new Error('listener bug');
+    });
+    l.inject('toServer', encodeFrame(PPP_IPV4, new Uint8Array([0x45, 0])));
+    await expect(l.settle()).resolves.toBeUndefined();
+    expect(l.server.counters.drops['internal-error']).toBe(1);
+    expect(l.server.downReason).toEqual({ reason: 'internal-error', detail: 'listener bug' });
+    await l.run(3_000);
+    expect(l.rec.server.down?.reason).toBe('internal-error');
+  });
+
   it('emits phase transitions in RFC order and down exactly once', async () => {
     const l = upLink();
     await l.connect();

@@ -176,7 +176,7 @@ interface CommonOptions {
   mppe?: Partial<MppePolicy>;
   /** Restart timer and counters for every control protocol (RFC 1661 4.6 defaults). */
   timers?: Partial<FsmTimers>;
-  /** Backstop for the whole Authenticate phase (our choice, default 30 s). */
+  /** Backstop for the whole Authenticate phase (our choice, default 60 s: MS-CHAPv2 retries may wait for a user). */
   authTimeoutMs?: number;
   random?: (n: number) => Uint8Array;
   /** The authentication protocols (default: ./auth); tests inject fakes. */
@@ -244,7 +244,7 @@ export interface PppSessionEvents {
 }
 
 // Our choices.
-export const DEFAULT_AUTH_TIMEOUT_MS = 30_000;
+export const DEFAULT_AUTH_TIMEOUT_MS = 60_000;
 /** Bound on frames queued while a frame is being processed (re-entrant input). */
 const MAX_BACKLOG = 256;
 
@@ -425,8 +425,21 @@ export class PppSession extends EventEmitter<PppSessionEvents> {
     try {
       fn();
       for (let f = this.backlog.shift(); f; f = this.backlog.shift()) this.handleFrame(f);
+    } catch (e) {
+      this.internalError(e);
     } finally {
       this.busy = false;
+    }
+  }
+
+  /** A bug (ours or a listener's) must not take the caller down: count, log, end the session cleanly. */
+  private internalError(e: unknown): void {
+    this.counters.drops['internal-error']++;
+    this.log.error({ err: e }, 'PPP: internal error');
+    try {
+      this.close('internal-error', e instanceof Error ? e.message : String(e));
+    } catch (e2) {
+      this.log.error({ err: e2 }, 'PPP: internal error while closing');
     }
   }
 
@@ -487,10 +500,7 @@ export class PppSession extends EventEmitter<PppSessionEvents> {
           return this.rejectOrDrop(protocol, info, 'unknown-protocol');
       }
     } catch (e) {
-      // A bug must not take the caller down with it: count, log, and end the session cleanly.
-      this.counters.drops['internal-error']++;
-      this.log.error({ err: e }, 'PPP: internal error while processing a frame');
-      this.close('internal-error', e instanceof Error ? e.message : String(e));
+      this.internalError(e);
     }
   }
 
