@@ -206,7 +206,14 @@ export async function buildInitramfs(kernel: GuestKernel | undefined = findKerne
 
 const prepared = new Map<string, Promise<{ boot: BootKernel; initramfs: InitramfsInfo }>>();
 
-function prepareImages(kernel: GuestKernel) {
+async function prepareImages(kernel: GuestKernel) {
+  const cached = prepared.get(kernel.vmlinuz);
+  if (cached) {
+    const images = await cached.catch(() => undefined);
+    // Someone may have cleared the cache directory since: rebuild then.
+    if (images && existsSync(images.boot.path) && existsSync(images.initramfs.path)) return images;
+    prepared.delete(kernel.vmlinuz);
+  }
   let p = prepared.get(kernel.vmlinuz);
   if (!p) {
     const cacheDir = defaultCacheDir();

@@ -35,6 +35,7 @@ import {
   decompress,
   isStaticElf,
   parseModulesBuiltin,
+  pruneCache,
   parseModulesDep,
   resolveModuleOrder,
   sniffCompression,
@@ -179,6 +180,8 @@ export async function buildInitramfs(kernel: GuestKernel, cacheDir = defaultCach
     }
     const cpio = await cpioNewc(stage, [...dirs, ...files]);
     atomicWrite(out, cpio);
+    pruneCache(cacheDir, 'initramfs-', out);
+    pruneCache(cacheDir, 'stage-', stage); // left by runs that died mid-build
   } finally {
     rmSync(stage, { recursive: true, force: true });
   }

@@ -1,5 +1,7 @@
 import { describe, it, expect } from 'vitest';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import {
   bzImagePayload,
   canonicalModuleName,
@@ -8,6 +10,7 @@ import {
   isStaticElf,
   parseModulesBuiltin,
   parseModulesDep,
+  pruneCache,
   resolveModuleOrder,
   sniffCompression,
 } from './kernel.js';
@@ -144,5 +147,22 @@ describe('ELF checks', () => {
   it.skipIf(!existsSync('/sbin/ldconfig') || !existsSync('/bin/ls'))('agrees with a real static-pie /sbin/ldconfig and a dynamic /bin/ls', () => {
     expect(isStaticElf(readFileSync('/sbin/ldconfig'))).toBe(true);
     expect(isStaticElf(readFileSync('/bin/ls'))).toBe(false);
+  });
+});
+
+describe('pruneCache', () => {
+  it('deletes superseded entries of the same kind older than a day, and nothing else', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'vpngw-prune-test-'));
+    try {
+      const old = (Date.now() - 2 * 24 * 3600_000) / 1000;
+      for (const f of ['vmlinux-a', 'vmlinux-b', 'vmlinux-keep', 'initramfs-a']) writeFileSync(path.join(dir, f), 'x');
+      mkdirSync(path.join(dir, 'stage-x'));
+      for (const f of ['vmlinux-a', 'vmlinux-keep', 'initramfs-a', 'stage-x']) utimesSync(path.join(dir, f), old, old);
+      pruneCache(dir, 'vmlinux-', path.join(dir, 'vmlinux-keep'));
+      pruneCache(dir, 'stage-', path.join(dir, 'stage-y'));
+      expect(readdirSync(dir).sort()).toEqual(['initramfs-a', 'vmlinux-b', 'vmlinux-keep']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

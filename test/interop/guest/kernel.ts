@@ -248,7 +248,28 @@ export async function prepareBootKernel(kernel: GuestKernel, cacheDir: string): 
   }
   if (!hasPvhNote(elf)) return fallback('the kernel has no PVH entry note (CONFIG_PVH off)');
   atomicWrite(out, elf);
+  pruneCache(cacheDir, 'vmlinux-', out);
   return { path: out, pvh: true };
+}
+
+/** Our choice: cache entries superseded for longer than this are deleted (60+ MB each for vmlinux). */
+const PRUNE_AGE_MS = 24 * 3600_000;
+
+/**
+ * Delete other `<prefix>*` entries of the cache not touched for a day (an
+ * older kernel or busybox); recent ones may still be in use by another run.
+ */
+export function pruneCache(cacheDir: string, prefix: string, keep: string): void {
+  const now = Date.now();
+  for (const f of safeReaddir(cacheDir)) {
+    const p = path.join(cacheDir, f);
+    if (!f.startsWith(prefix) || p === keep) continue;
+    try {
+      if (now - statSync(p).mtimeMs > PRUNE_AGE_MS) rmSync(p, { force: true, recursive: true });
+    } catch {
+      /* raced with another run */
+    }
+  }
 }
 
 /** Write via a unique temporary name and rename: concurrent test runs never see half a file. */
