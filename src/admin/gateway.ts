@@ -39,6 +39,8 @@ export interface ServerContext {
   verifier: Verifier | undefined;
   /** The data-plane engines, one per worker (empty while there is none). */
   dataplanes(): readonly DataPlane[];
+  /** Tell the operator something once (stderr of `vpngw serve`, e.g. a certificate fingerprint); absent when embedded. */
+  progress?(message: string): void;
 }
 
 export interface ProtocolServer {
@@ -176,6 +178,7 @@ export interface GatewayOptions {
   /** Data-plane snapshot for metrics (undefined: no data plane). */
   dataplane?: () => DataplaneSnapshot | undefined;
   dataplanes?: () => readonly DataPlane[];
+  progress?: (message: string) => void;
 }
 
 export class Gateway {
@@ -200,6 +203,7 @@ export class Gateway {
       pool: (name) => this.pools.get(name),
       verifier: opts.verifier,
       dataplanes: opts.dataplanes ?? (() => []),
+      ...(opts.progress ? { progress: opts.progress } : {}),
     };
     opts.metrics.setSource(this.metricsSource);
   }

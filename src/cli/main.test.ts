@@ -239,8 +239,14 @@ describe('sessions (against a fake admin server)', () => {
 describe('connect', () => {
   afterEach(() => registerClient('sstp', undefined));
 
+  it('sstp:// without --fingerprint or --ca: refused before connecting (exit 2)', async () => {
+    const r = await run(['connect', 'sstp://vpn.example.test', '--user', 'u'], { env: { VPNGW_PASSWORD: 'pw' } });
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/^vpngw: ERR_USAGE: refusing to connect without a way to verify the server certificate: give a CA file \(--ca\) or its SHA-256 fingerprint \(--fingerprint\)$/m);
+  });
+
   it('schemes without a client yet: exit 1, "protocol X client not available yet"', async () => {
-    for (const scheme of ['sstp', 'pptp', 'l2tp']) {
+    for (const scheme of ['pptp', 'l2tp']) {
       const r = await run(['connect', `${scheme}://vpn.example.test`, '--user', 'u'], { env: { VPNGW_PASSWORD: 'pw' } });
       expect(r.code, scheme).toBe(1);
       expect(r.err).toBe(`vpngw: ERR_CONNECT: protocol ${scheme} client not available yet\n`);

@@ -167,12 +167,24 @@ export const COMMANDS: Command[] = [
   },
   {
     path: ['connect'],
-    usage: 'vpngw connect URL [--user NAME] [--password-file FILE]',
+    usage: 'vpngw connect URL [--user NAME] [--password-file FILE] [--fingerprint SHA256 | --ca FILE] [--tun NAME] [--route PREFIX]...',
     summary: `connect to a VPN server as a client (URL schemes: ${CLIENT_SCHEMES.map((s) => `${s}://`).join(', ')})`,
-    options: { user: { type: 'string', short: 'u' }, 'password-file': { type: 'string' }, verbose: { type: 'boolean', short: 'v' } },
+    options: {
+      user: { type: 'string', short: 'u' },
+      'password-file': { type: 'string' },
+      verbose: { type: 'boolean', short: 'v' },
+      fingerprint: { type: 'string' },
+      ca: { type: 'string' },
+      tun: { type: 'string' },
+      route: { type: 'string', multiple: true },
+    },
     help: {
       user: 'user name (default: the URL user part)',
       'password-file': passwordHelp['password-file'],
+      fingerprint: "the server certificate's SHA-256 fingerprint (as vpngw serve prints it): pin it",
+      ca: 'PEM file of the CA the server certificate must chain to (its name must match the URL host)',
+      tun: 'TUN device name for the tunnel',
+      route: 'route this prefix (e.g. 10.0.0.0/8) through the tunnel; repeatable',
       verbose: 'log protocol detail (debug level) to stdout',
     },
     args: [1, 1],
@@ -200,7 +212,19 @@ export const COMMANDS: Command[] = [
       io.signals.on('SIGTERM', stop);
       try {
         progress(io, `connecting to ${url.host} (${scheme})`);
-        await connect({ url, username, password, log, signal: ac.signal, progress: (m) => progress(io, m) });
+        const routes = values.route as unknown as string[] | undefined;
+        await connect({
+          url,
+          username,
+          password,
+          log,
+          signal: ac.signal,
+          progress: (m) => progress(io, m),
+          ...(values.ca !== undefined ? { ca: path.resolve(io.cwd, values.ca as string) } : {}),
+          ...(values.fingerprint !== undefined ? { fingerprint: values.fingerprint as string } : {}),
+          ...(values.tun !== undefined ? { tun: values.tun as string } : {}),
+          ...(routes?.length ? { routes } : {}),
+        });
         progress(io, 'disconnected');
         return EXIT_OK;
       } finally {

@@ -141,6 +141,14 @@ export interface ClientOptions {
   signal: AbortSignal;
   /** Progress for the operator (stderr). */
   progress(message: string): void;
+  /** PEM file of the CA the server certificate must chain to (--ca). */
+  ca?: string;
+  /** Pinned SHA-256 fingerprint of the server certificate (--fingerprint). */
+  fingerprint?: string;
+  /** TUN device name (--tun). */
+  tun?: string;
+  /** Prefixes routed through the tunnel (--route, repeatable). */
+  routes?: string[];
 }
 
 /** Connect, stay connected until the signal aborts or the server disconnects; rejects with a VpnError on failure. */

@@ -168,6 +168,7 @@ export async function serve(io: CliIo, opts: ServeOptions): Promise<number> {
       metrics,
       dataplane: () => (dataplane ? snapshotDataplane(dataplane.engines) : undefined),
       dataplanes: () => dataplane?.engines ?? [],
+      progress: (m) => progress(io, m),
     });
 
     let admin: AdminServer | undefined;

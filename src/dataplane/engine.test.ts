@@ -112,3 +112,25 @@ describe('session handlers', () => {
     expect(c).toBe(b); // the entry is reused
   });
 });
+
+describe('STREAM_IN back-pressure', () => {
+  it('streamIn() takes what fits; onStreamInSpace() calls back once, after a pump freed slots', () => {
+    const dp = new DataPlane({ maxSessions: 2, ringSlots: { [abi.RingId.STREAM_IN]: 2 } });
+    const idx = dp.openSession({ control: () => {} })!;
+    dp.sessions.attach(idx, { tunnel: abi.Tunnel.SSTP });
+    // Three slots' worth of SSTP data packets (4 + 4092 octets each, never completed: the content is irrelevant).
+    const chunk = new Uint8Array(3 * abi.STREAM_SLOT_MAX_PAYLOAD);
+    const taken = dp.streamIn(idx, chunk);
+    expect(taken).toBe(2 * abi.STREAM_SLOT_MAX_PAYLOAD);
+    expect(dp.streamIn(idx, chunk.subarray(taken))).toBe(0);
+    let calls = 0;
+    dp.onStreamInSpace(() => calls++);
+    expect(calls).toBe(0);
+    dp.pump();
+    expect(calls).toBe(1);
+    expect(dp.streamIn(idx, chunk.subarray(taken))).toBe(abi.STREAM_SLOT_MAX_PAYLOAD);
+    dp.pump();
+    expect(calls).toBe(1);
+    dp.close();
+  });
+});

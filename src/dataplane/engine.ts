@@ -71,6 +71,8 @@ export class DataPlane {
   orphanFrames = 0;
   /** Number of pumps run (observability and tests). */
   pumps = 0;
+  /** Told once after a pump that left room in STREAM_IN (see streamIn()). */
+  private streamInWaiters: (() => void)[] = [];
 
   constructor(opts: LayoutOptions = {}) {
     this.layout = computeLayout(opts);
@@ -184,7 +186,7 @@ export class DataPlane {
    * Stream bytes read from session idx's transport (SSTP over TLS), split
    * into STREAM_IN slots in order. Returns how many bytes were accepted:
    * fewer than given when the ring is full; the caller keeps the rest, pauses
-   * its socket, and retries on the next onStreamInSpace().
+   * its socket, and retries when onStreamInSpace() calls back.
    */
   streamIn(idx: number, data: Uint8Array): number {
     const r = this.ring(abi.RingId.STREAM_IN);
@@ -196,6 +198,26 @@ export class DataPlane {
     }
     if (off > 0) this.schedule();
     return off;
+  }
+
+  /**
+   * Call `fn` once, after the next pump that leaves free STREAM_IN slots
+   * (at once, on the next pump, when there is room already). For a stream
+   * transport whose bytes streamIn() did not all take: it paused its
+   * socket and resumes from `fn`.
+   */
+  onStreamInSpace(fn: () => void): void {
+    this.streamInWaiters.push(fn);
+    this.schedule();
+  }
+
+  private notifyStreamInSpace(): void {
+    if (this.streamInWaiters.length === 0) return;
+    const r = this.rings.get(abi.RingId.STREAM_IN);
+    if (!r || r.occupancy >= r.slots) return;
+    const waiters = this.streamInWaiters;
+    this.streamInWaiters = [];
+    for (const fn of waiters) fn();
   }
 
   /** Run the pump soon (coalesced). Safe to call from any event. */
@@ -217,6 +239,7 @@ export class DataPlane {
       if (n < PROCESS_BUDGET) break;
       if (round === ROUNDS_PER_PUMP - 1) more = true;
     }
+    this.notifyStreamInSpace();
     if (more) {
       this.schedule();
       return;

@@ -241,6 +241,16 @@ export abstract class SstpCall<S extends string> {
     }
   }
 
+  /**
+   * 3.1.5.1 for a stream delineated elsewhere (the WASM data path): the
+   * connection "MUST be forcefully aborted without sending a message".
+   */
+  streamBroken(detail = 'stream delineation failed'): void {
+    if (this.closed) return;
+    this.ending = { reason: 'framing-error', initiator: 'peer', detail };
+    this.finish(detail);
+  }
+
   /** The transport closed or failed under us (3.1.7.1 Lower Link Down). */
   transportClosed(): void {
     if (this.closed) return;

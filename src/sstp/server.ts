@@ -352,3 +352,6 @@ export class SstpServerConnection {
 }
 
 export type { SstpTransport };
+
+/** The gateway's SSTP protocol server (`vpngw serve` finds it here): see service.ts. */
+export { createProtocolServer } from './service.js';
