@@ -340,12 +340,10 @@ export class SstpServerSession {
     ppp.on('authenticated', (r) => {
       this.user = r.username;
       this.log.info({ user: r.username, method: r.method }, 'sstp: PPP authenticated');
-      this.opts.metrics?.authResult(r.method, 'success');
       this.call?.authenticated(r.hlak);
     });
     ppp.on('authFailed', (r) => {
       this.log.info({ user: r.username, method: r.method, reason: r.reason }, 'sstp: PPP authentication failed');
-      this.opts.metrics?.authResult(r.method, r.reason);
     });
     ppp.on('up', (info) => {
       this.pppUp = info;

@@ -28,8 +28,8 @@ import type { Clock } from '../util/clock.js';
 import type { Config } from '../config/schema.js';
 import type { ProtocolServer, ServerContext } from '../admin/gateway.js';
 import type { ManagedSession } from '../admin/types.js';
-import type { TlsFailureReason } from '../metrics/registry.js';
-import type { Verifier, VerifyOutcome, UserAttributes } from '../ppp/auth/types.js';
+import type { AuthOutcome, TlsFailureReason } from '../metrics/registry.js';
+import type { AuthMethod, Verifier, VerifyOutcome, UserAttributes } from '../ppp/auth/types.js';
 import { FailureLimiter, LocalVerifier, UserStore, throttleVerifier } from '../aaa/index.js';
 import { SLOT_MAX_PAYLOAD } from '../../assembly/abi.js';
 import { HashProtocol, type SstpTimers } from './constants.js';
@@ -128,8 +128,17 @@ class ReloadableLocalVerifier implements Verifier {
  * maxSessions, else limits.maxSessionsPerUser) and no MPPE (TLS encrypts
  * SSTP; a per-user MPPE policy does not apply to it).
  */
-export function sstpPolicyVerifier(inner: Verifier, opts: { sessionsOf(user: string): number; maxPerUser(): number }): Verifier {
-  async function check<T extends { attributes: UserAttributes; username: string }>(p: Promise<VerifyOutcome<T>>): Promise<VerifyOutcome<T>> {
+export function sstpPolicyVerifier(
+  inner: Verifier,
+  opts: { sessionsOf(user: string): number; maxPerUser(): number; outcome?(method: AuthMethod, outcome: AuthOutcome): void },
+): Verifier {
+  async function check<T extends { attributes: UserAttributes; username: string }>(method: AuthMethod, p: Promise<VerifyOutcome<T>>): Promise<VerifyOutcome<T>> {
+    const o = await limited(p);
+    // Every verdict is counted here, also the refusals after which MS-CHAPv2 waits for a retry that never comes.
+    opts.outcome?.(method, o.ok ? 'success' : o.reason);
+    return o;
+  }
+  async function limited<T extends { attributes: UserAttributes; username: string }>(p: Promise<VerifyOutcome<T>>): Promise<VerifyOutcome<T>> {
     const o = await p;
     if (!o.ok) return o;
     const limit = o.attributes.maxSessions ?? opts.maxPerUser();
@@ -139,9 +148,9 @@ export function sstpPolicyVerifier(inner: Verifier, opts: { sessionsOf(user: str
     return { ...o, attributes };
   }
   return {
-    pap: (ctx, u, pw) => check(inner.pap(ctx, u, pw)),
-    chapMd5: (ctx, u, id, ch, r) => check(inner.chapMd5(ctx, u, id, ch, r)),
-    msChapV2: (ctx, u, ac, pc, nt) => check(inner.msChapV2(ctx, u, ac, pc, nt)),
+    pap: (ctx, u, pw) => check(ctx.method ?? 'pap', inner.pap(ctx, u, pw)),
+    chapMd5: (ctx, u, id, ch, r) => check(ctx.method ?? 'chap-md5', inner.chapMd5(ctx, u, id, ch, r)),
+    msChapV2: (ctx, u, ac, pc, nt) => check(ctx.method ?? 'mschapv2', inner.msChapV2(ctx, u, ac, pc, nt)),
   };
 }
 
@@ -219,6 +228,7 @@ export class SstpService implements ProtocolServer {
     this.verifier = sstpPolicyVerifier(base, {
       sessionsOf: (user) => ctx.sessions.ofUser(user).length,
       maxPerUser: () => ctx.config().limits.maxSessionsPerUser,
+      outcome: (method, outcome) => ctx.metrics.authResult(method, outcome),
     });
 
     const server = tls.createServer({

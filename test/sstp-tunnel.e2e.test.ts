@@ -1,0 +1,303 @@
+/**
+ * SSTP end to end in network namespaces (root): the real gateway (TLS,
+ * HTTP, SSTP call, PPP with the local user store, pool, WASM data plane,
+ * TUN device in ns A) and the real client (connectSstp: TLS with a pinned
+ * fingerprint, crypto binding, its own WASM data plane and TUN in ns B),
+ * with a veth link (198.18.x.0/24) between the namespaces.
+ *
+ *   ping ns B -> tunnel -> 198.18.128.1 (the gateway) and a host behind it
+ *   50 MB TCP each way through the tunnel, SHA-256 compared
+ *   wrong password -> ERR_AUTH_REJECTED, server session gone, no lease held
+ *   tampered Compound MAC -> Call Abort (ERR_CRYPTO_BINDING), nothing left
+ *   100 tunnels at once from one client engine, each pinging the gateway
+ */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { createHash, randomBytes } from 'node:crypto';
+import net from 'node:net';
+import * as abi from '../assembly/abi.js';
+import { netnsSupport, reportSkip } from './lib/netns.js';
+import { startSstpLab, waitUntil, USERS, GATEWAY, type SstpLab } from './lib/sstp-lab.js';
+import { connectSstp, type SstpClient } from '../src/client/sstp.js';
+import { DataPlane } from '../src/dataplane/engine.js';
+import { native } from '../src/dataplane/native.js';
+import { isVpnError } from '../src/util/errors.js';
+import { MessageType } from '../src/sstp/constants.js';
+import { CALL_CONNECTED_MAC_OFFSET } from '../src/sstp/codec.js';
+import { icmpEcho, ipv4Packet } from './lib/packets.js';
+
+const facility = await netnsSupport();
+const built = facility.ok && (() => {
+  try {
+    native.abi();
+    return true;
+  } catch {
+    return false;
+  }
+})();
+const f = facility.ok && !built ? { ok: false, reason: 'the native addon is not built (npm ci)' } : facility;
+reportSkip('SSTP tunnel end-to-end tests', f);
+
+/** Expect an async call to reject with a VpnError of `code`; returns it. */
+async function rejectsWith(p: Promise<unknown>, code: string): Promise<Error> {
+  try {
+    await p;
+  } catch (e) {
+    expect(isVpnError(e), String(e)).toBe(true);
+    expect((e as { code: string }).code, (e as Error).message).toBe(code);
+    return e as Error;
+  }
+  throw new Error(`expected a rejection with ${code}`);
+}
+
+describe.skipIf(!f.ok)('SSTP gateway and client in namespaces', () => {
+  let L: SstpLab;
+  const clients: SstpClient[] = [];
+  const pool = () => L.gateway.ctx.pool('default') as unknown as { used: number };
+
+  beforeAll(async () => {
+    L = await startSstpLab();
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+    await L?.close();
+  });
+
+  const connect = (o: Partial<Parameters<typeof connectSstp>[0]> = {}) =>
+    connectSstp({
+      host: L.serverAddress,
+      port: L.port,
+      username: 'alice',
+      password: USERS.alice,
+      fingerprint: L.fingerprint,
+      netns: L.b.name,
+      log: L.log,
+      ...o,
+    });
+
+  it('pings the gateway and a host behind it through the tunnel; the session is listed; clean teardown', async () => {
+    const c = await connect({ tun: { name: 'tcping0', routes: [`${L.behind.network}/24`] } });
+    clients.push(c);
+    expect(c.ipv4).toMatch(/^198\.18\.128\.\d+$/);
+    expect(c.gateway).toBe(GATEWAY);
+    expect(c.dns).toEqual(['198.18.128.53']);
+    expect(c.mtu).toBe(1400);
+    expect(c.hashProtocol).toBe(2); // SHA-256 offered and chosen
+
+    for (const dst of [GATEWAY, L.behind.host(1)]) {
+      const r = await L.b.exec(['ping', '-c', '5', '-i', '0.2', '-W', '2', '-s', '1000', dst], { allowFail: true, timeoutMs: 20_000 });
+      expect(r.stdout, `${dst}\n${r.stdout}${r.stderr}`).toMatch(/5 packets transmitted, 5 received/);
+    }
+    // The inside source address is the assigned one (the server dropped nothing as spoofed).
+    const srv = L.dataplane.engines[0]!;
+    expect(srv.drops().spoofed_source).toBe(0n);
+
+    const list = L.gateway.sessions.list();
+    expect(list).toHaveLength(1);
+    expect(list[0]).toMatchObject({ protocol: 'sstp', user: 'alice', innerAddress: c.ipv4, state: 'up' });
+    expect(list[0]!.peer).toMatch(new RegExp(`^${L.link.host(2).replace(/\./g, '\\.')}:\\d+$`));
+    expect(list[0]!.bytesIn).toBeGreaterThanOrEqual(10 * 1028);
+    expect(list[0]!.bytesOut).toBeGreaterThanOrEqual(10 * 1028);
+    expect(pool().used).toBe(1);
+    const metrics = await L.metrics.text();
+    expect(metrics).toMatch(/^vpngw_auth_results_total\{method="mschapv2",outcome="success"\} 1$/m);
+    expect(metrics).toMatch(/^vpngw_session_setup_duration_seconds_count\{protocol="sstp"\} 1$/m);
+
+    const end = await c.close();
+    clients.splice(clients.indexOf(c), 1);
+    expect(end.initiator).toBe('local');
+    expect(end.call).toMatchObject({ reason: 'disconnected', initiator: 'local' });
+    expect(end.ppp?.reason).toBe('admin');
+    await waitUntil(() => L.gateway.sessions.size === 0, 5_000, 'the server session to go');
+    expect(pool().used).toBe(0);
+    // The client's TUN device went with its fd.
+    const gone = await L.b.exec(['ip', 'link', 'show', 'tcping0'], { allowFail: true });
+    expect(gone.code).not.toBe(0);
+  }, 60_000);
+
+  it('carries 50 MB of TCP each way with matching SHA-256', async () => {
+    const c = await connect({ tun: { name: 'tcbulk0', routes: [`${L.behind.network}/24`] } });
+    clients.push(c);
+    const SIZE = 50 * 1024 * 1024;
+    const data = randomBytes(SIZE);
+    const want = createHash('sha256').update(data).digest('hex');
+    // A TCP server on the host behind the gateway (ns A), a TCP client in ns B: the path is the tunnel.
+    const lfd = native.tcpListener({ netns: L.a.name, address: L.behind.host(1), port: 5001 });
+    const received: { hash: string; bytes: number }[] = [];
+    const server = net.createServer((s) => {
+      const h = createHash('sha256');
+      let bytes = 0;
+      s.on('data', (d: Buffer) => {
+        h.update(d);
+        bytes += d.length;
+      });
+      s.on('end', () => {
+        received.push({ hash: h.digest('hex'), bytes });
+        s.end();
+      });
+      s.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => server.listen({ fd: lfd }, r));
+    // Uplink (ns B -> tunnel -> ns A).
+    const up = await (async () => {
+      const sock = new net.Socket({ fd: native.tcpSocket({ netns: L.b.name }) });
+      const t0 = performance.now();
+      await new Promise<void>((resolve, reject) => {
+        sock.once('error', reject);
+        sock.connect(5001, L.behind.host(1), resolve);
+      });
+      sock.end(data);
+      sock.resume();
+      await waitUntil(() => received.length > 0, 90_000, 'the uplink transfer');
+      sock.destroy();
+      return { ...received[0]!, ms: performance.now() - t0 };
+    })();
+    expect(up.bytes).toBe(SIZE);
+    expect(up.hash).toBe(want);
+
+    // Downlink (ns A -> tunnel -> ns B): a sending server.
+    const lfd2 = native.tcpListener({ netns: L.a.name, address: L.behind.host(1), port: 5002 });
+    const sender = net.createServer((s) => {
+      s.on('error', () => undefined);
+      s.end(data);
+    });
+    await new Promise<void>((r) => sender.listen({ fd: lfd2 }, r));
+    const sock = new net.Socket({ fd: native.tcpSocket({ netns: L.b.name }) });
+    const t0 = performance.now();
+    const h = createHash('sha256');
+    let bytes = 0;
+    await new Promise<void>((resolve, reject) => {
+      sock.once('error', reject);
+      sock.on('data', (d: Buffer) => {
+        h.update(d);
+        bytes += d.length;
+      });
+      sock.on('end', resolve);
+      sock.connect(5002, L.behind.host(1));
+    });
+    const downMs = performance.now() - t0;
+    expect(bytes).toBe(SIZE);
+    expect(h.digest('hex')).toBe(want);
+    const rate = (ms: number) => ((SIZE * 8) / (ms / 1000) / 1e6).toFixed(0);
+    process.stderr.write(
+      `\n  SSTP 50 MB through the tunnel: uplink ${(up.ms / 1000).toFixed(2)} s (${rate(up.ms)} Mbit/s), downlink ${(downMs / 1000).toFixed(2)} s (${rate(downMs)} Mbit/s)\n`,
+    );
+    server.close();
+    sender.close();
+    sock.destroy();
+    await c.close();
+    clients.splice(clients.indexOf(c), 1);
+    await waitUntil(() => L.gateway.sessions.size === 0, 5_000, 'the server session to go');
+  }, 180_000);
+
+  it('wrong password: the client fails with ERR_AUTH_REJECTED; the server session is gone and holds no address', async () => {
+    expect(pool().used).toBe(0);
+    await rejectsWith(connect({ password: 'not the password', tun: false }), 'ERR_AUTH_REJECTED');
+    await waitUntil(() => L.gateway.sessions.size === 0, 10_000, 'the refused session to go');
+    expect(pool().used).toBe(0);
+    expect(await L.metrics.text()).toMatch(/^vpngw_auth_results_total\{method="mschapv2",outcome="bad-credentials"\} 1$/m);
+    // Unknown user too.
+    await rejectsWith(connect({ username: 'mallory', tun: false }), 'ERR_AUTH_REJECTED');
+    await waitUntil(() => L.gateway.sessions.size === 0, 10_000, 'the refused session to go');
+  }, 60_000);
+
+  it('tampered Compound MAC: the server answers Call Abort (ERR_CRYPTO_BINDING) and cleans up', async () => {
+    const flip = (b: Uint8Array) => {
+      // The Call Connected message (MS-SSTP 2.2.11): control packet, type 0x0004, 112 octets.
+      if (b.length === 112 && b[1] === 1 && ((b[4]! << 8) | b[5]!) === MessageType.CallConnected) {
+        const t = b.slice();
+        t[CALL_CONNECTED_MAC_OFFSET + 3]! ^= 0x40;
+        return t;
+      }
+      return b;
+    };
+    const e = await rejectsWith(connect({ tamper: flip, tun: false }), 'ERR_CRYPTO_BINDING');
+    expect(e.message).toMatch(/crypto binding/);
+    await waitUntil(() => L.gateway.sessions.size === 0, 10_000, 'the aborted session to go');
+    expect(pool().used).toBe(0);
+    // And a correct client right after still gets in.
+    const ok = await connect({ tun: false });
+    await ok.close();
+    await waitUntil(() => L.gateway.sessions.size === 0, 10_000, 'the session to go');
+  }, 60_000);
+
+  it('100 tunnels at once from one client engine, each pinging the gateway', async () => {
+    const N = 100;
+    const dp = new DataPlane({ maxSessions: 128, streamBuffers: true });
+    const replies = new Map<number, number>();
+    const drain = setInterval(() => {
+      dp.ring(abi.RingId.TUN_TX).drain((p, m) => {
+        // An ICMP echo reply (type 0) for this session's address.
+        if (p[9] === 1 && p[20] === 0) replies.set(m.session, (replies.get(m.session) ?? 0) + 1);
+      });
+    }, 5);
+    const t0 = performance.now();
+    try {
+      const settled = await Promise.allSettled(
+        Array.from({ length: N }, (_, i) =>
+          connect({ username: i % 2 ? 'bob' : 'carol', password: i % 2 ? USERS.bob : USERS.carol, tun: false, dataplane: dp, connectTimeoutMs: 60_000 }),
+        ),
+      );
+      const setupMs = performance.now() - t0;
+      const failed = settled.filter((s) => s.status === 'rejected');
+      expect(failed.map((s) => String((s as PromiseRejectedResult).reason))).toEqual([]);
+      const cs = settled.map((s) => (s as PromiseFulfilledResult<SstpClient>).value);
+      clients.push(...cs);
+      expect(new Set(cs.map((c) => c.ipv4)).size).toBe(N);
+      expect(L.gateway.sessions.list().filter((s) => s.state === 'up')).toHaveLength(N);
+      const each = cs.map((c) => c.setupMs).sort((a, b) => a - b);
+      process.stderr.write(
+        `\n  SSTP 100 concurrent tunnels: all up in ${(setupMs / 1000).toFixed(2)} s (${((N * 1000) / setupMs).toFixed(0)} tunnels/s); ` +
+          `per tunnel p50 ${each[N / 2]!.toFixed(0)} ms, max ${each[N - 1]!.toFixed(0)} ms\n`,
+      );
+      // Each tunnel sends three echo requests from its own address to the gateway.
+      for (let seq = 1; seq <= 3; seq++) {
+        for (const c of cs) {
+          const payload = new Uint8Array(56).fill(seq);
+          expect(c.sendIp(ipv4Packet(c.ipv4, GATEWAY, 1, icmpEcho(8, c.sessionIndex, seq, payload), 64, seq))).toBe(true);
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await waitUntil(() => cs.every((c) => (replies.get(c.sessionIndex) ?? 0) >= 3), 20_000, 'three echo replies on every tunnel');
+      for (const c of cs) expect(replies.get(c.sessionIndex)).toBe(3);
+      await Promise.all(cs.map((c) => c.close()));
+      clients.length = 0;
+      await waitUntil(() => L.gateway.sessions.size === 0, 20_000, 'all sessions to go');
+      expect(pool().used).toBe(0);
+    } finally {
+      clearInterval(drain);
+      dp.close();
+    }
+  }, 180_000);
+});
+
+describe.skipIf(!f.ok)('SSTP server timers and bounds', () => {
+  let L: SstpLab;
+  beforeAll(async () => {
+    L = await startSstpLab({ service: { timers: { negotiationMs: 1_000, connectRequestMs: 1_000, abortT1Ms: 500 } } });
+  }, 60_000);
+  afterAll(async () => {
+    await L?.close();
+  });
+
+  it('a client that stops after Call Connect Request is aborted by the negotiation timer and cleaned up', async () => {
+    const { stalledClient } = await import('./lib/sstp-raw.js');
+    const r = await stalledClient({ netns: L.b.name, host: L.serverAddress, port: L.port, timeoutMs: 10_000 });
+    expect(r.httpStatus).toBe(200);
+    // Server: Call Connect Ack, then (negotiation timer) Call Abort with Status Info NEGOTIATION_TIMEOUT, then close.
+    expect(r.messages.map((m) => m.type)).toEqual([MessageType.CallConnectAck, MessageType.CallAbort]);
+    expect(r.messages[1]!.status).toBe(0x08);
+    expect(r.closedAfterMs).toBeGreaterThanOrEqual(1_000);
+    expect(r.closedAfterMs).toBeLessThan(5_000);
+    await waitUntil(() => L.gateway.sessions.size === 0, 5_000, 'the session to go');
+    expect(L.dataplane.engines[0]!.sessions.used).toBe(0);
+  }, 30_000);
+
+  it('refuses what is not the SSTP request with an HTTP error and closes', async () => {
+    const { rawTls } = await import('./lib/sstp-raw.js');
+    const res = await rawTls({ netns: L.b.name, host: L.serverAddress, port: L.port, send: 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' });
+    expect(res.text).toMatch(/^HTTP\/1\.1 404 Not Found\r\n/);
+    expect(res.closed).toBe(true);
+    expect(L.gateway.sessions.size).toBe(0);
+  }, 30_000);
+});
