@@ -1,6 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import * as abi from '../../assembly/abi.js';
 import { DataPlane } from './engine.js';
+import { native } from './native.js';
 import { icmpEcho, inetChecksum, ipv4Packet } from '../../test/lib/packets.js';
 
 function responder() {
@@ -132,5 +133,23 @@ describe('STREAM_IN back-pressure', () => {
     dp.pump();
     expect(calls).toBe(1);
     dp.close();
+  });
+});
+
+describe('wake-ups', () => {
+  it('processes packets that reached an input ring before the engine first announced sleep', async () => {
+    const dp = new DataPlane({ mode: abi.Mode.RESPONDER, maxSessions: 4 });
+    // As if the I/O thread had produced before attach() returned.
+    dp.ring(abi.RingId.TUN_RX).push(ipv4Packet('198.18.1.2', '198.18.1.1', 1, icmpEcho(8, 1, 1, new Uint8Array(8))));
+    const fd = native.udpSocket({ address: '127.0.0.1', port: 0 });
+    try {
+      dp.attach('udp', fd, 'socket', abi.RingId.TUN_RX);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(dp.stat(abi.Stat.RESPONDER_REPLIES)).toBe(1n);
+      expect(dp.ring(abi.RingId.TUN_RX).occupancy).toBe(0);
+    } finally {
+      dp.close();
+      native.close(fd);
+    }
   });
 });

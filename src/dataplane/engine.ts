@@ -120,10 +120,10 @@ export class DataPlane {
     );
     const a: Attachment = { name, fd, rx, tx, handle };
     this.attachments.push(a);
-    if (rx !== undefined) {
-      this.inputs.add(rx);
-      this.ring(rx).sleepConsumer();
-    }
+    if (rx !== undefined) this.inputs.add(rx);
+    // The I/O thread wakes us only after we announced sleep on its ring; the
+    // pump makes that announcement (and catches packets that arrived first).
+    this.schedule();
     return a;
   }
 
