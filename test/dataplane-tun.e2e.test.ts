@@ -13,61 +13,33 @@ import { DataPlane } from '../src/dataplane/engine.js';
 import { native } from '../src/dataplane/native.js';
 import { Ring } from '../src/dataplane/ring.js';
 import { createMemory } from '../src/dataplane/wasm.js';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
+import { NetLab, netnsSupport, reportSkip, type Netns } from './lib/netns.js';
 import { icmpEcho, ipv4 } from './lib/packets.js';
 
-// TODO(netns): switch to test/lib/netns.ts when it lands.
-const pexec = promisify(execFile);
-function netnsFacility(): { ok: boolean; reason?: string } {
-  if (process.getuid?.() !== 0) return { ok: false, reason: 'needs root (ip netns, TUN)' };
-  return { ok: true };
-}
-class Netns {
-  constructor(readonly name: string) {}
-  static async create(tag: string): Promise<Netns> {
-    const name = `vgt-${tag}-${process.pid}-${Math.floor(Math.random() * 1e6)}`;
-    await pexec('ip', ['netns', 'add', name]);
-    await pexec('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
-    return new Netns(name);
-  }
-  async exec(cmd: string[], o: { timeoutMs?: number; allowFail?: boolean } = {}): Promise<{ stdout: string }> {
-    try {
-      const r = await pexec('ip', ['netns', 'exec', this.name, ...cmd], { timeout: o.timeoutMs ?? 10_000 });
-      return { stdout: r.stdout };
-    } catch (e) {
-      if (o.allowFail) return { stdout: String((e as { stdout?: string }).stdout ?? '') };
-      throw e;
-    }
-  }
-  async destroy(): Promise<void> {
-    await pexec('ip', ['netns', 'del', this.name]).catch(() => undefined);
-  }
-}
-
-const facility = netnsFacility();
-if (!facility.ok) console.error(`\n*** SKIPPED dataplane TUN end-to-end tests: ${facility.reason} ***\n`);
+const facility = await netnsSupport();
+reportSkip('dataplane TUN end-to-end tests', facility);
 
 describe.skipIf(!facility.ok)('data plane through a real TUN device', () => {
+  const lab = new NetLab();
   let ns: Netns;
   let dp: DataPlane;
   let tunFd = -1;
   const TUN = 'vgtun0';
 
   beforeAll(async () => {
-    ns = await Netns.create('dp');
+    ns = await lab.netns('dp');
     dp = new DataPlane({ mode: abi.Mode.RESPONDER, maxSessions: 16 });
     const tun = native.openTun(TUN, { netns: ns.name });
     tunFd = tun.fd;
     native.configureInterface(TUN, { netns: ns.name, ipv4: '198.18.5.1', prefixLen: 24, mtu: 1500, txQueueLen: 4096, up: true });
-    await ns.exec(['ip', 'route', 'add', '198.18.6.0/24', 'dev', TUN]);
+    await ns.ip('route', 'add', '198.18.6.0/24', 'dev', TUN);
     dp.attach('tun', tunFd, 'tun', abi.RingId.TUN_RX, abi.RingId.TUN_TX);
   });
 
   afterAll(async () => {
     dp?.close();
     if (tunFd >= 0) native.close(tunFd);
-    await ns?.destroy();
+    await lab.cleanup();
   });
 
   it('answers ping -c 5 from the namespace, on the connected and on a routed prefix', async () => {

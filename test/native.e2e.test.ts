@@ -14,12 +14,13 @@ import { native, nativeAvailable } from '../src/dataplane/native.js';
 import { Ring } from '../src/dataplane/ring.js';
 import { createMemory } from '../src/dataplane/wasm.js';
 import { NativeError } from '../src/util/errors.js';
+import { NetLab, netnsSupport, reportSkip, type Netns } from './lib/netns.js';
 
 const pexec = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));
 const addonFile = path.resolve(here, '../native/build/Release/vpngw_native.node');
-const isRoot = process.getuid?.() === 0;
-if (!isRoot) console.error('\n*** SKIPPED native end-to-end tests: they need root (namespaces, raw sockets, TUN) ***\n');
+const facility = await netnsSupport();
+reportSkip('native addon end-to-end tests (raw sockets, namespaces, privileges)', facility);
 
 describe('native addon ABI', () => {
   it('agrees with assembly/abi.ts on every ring and slot offset', () => {
@@ -41,22 +42,6 @@ describe('native addon ABI', () => {
     expect(() => native.ioStart(u8, { fd: 0, kind: 'tun' }, () => {})).toThrow(/rxRing, txRing or both/);
   });
 });
-
-class Ns {
-  constructor(readonly name: string) {}
-  static async create(tag: string): Promise<Ns> {
-    const name = `vgn-${tag}-${process.pid}-${Math.floor(Math.random() * 1e6)}`;
-    await pexec('ip', ['netns', 'add', name]);
-    await pexec('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
-    return new Ns(name);
-  }
-  ip(...args: string[]) {
-    return pexec('ip', ['-n', this.name, ...args]);
-  }
-  async destroy() {
-    await pexec('ip', ['netns', 'del', this.name]).catch(() => undefined);
-  }
-}
 
 function ringPair(slots = 64) {
   const mem = createMemory(64);
@@ -85,23 +70,17 @@ async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
   return cond();
 }
 
-describe.skipIf(!isRoot)('raw IP sockets across a veth pair', () => {
-  let a: Ns;
-  let b: Ns;
+describe.skipIf(!facility.ok)('raw IP sockets across a veth pair', () => {
+  const lab = new NetLab();
+  let a: Netns;
+  let b: Netns;
   beforeAll(async () => {
-    a = await Ns.create('a');
-    b = await Ns.create('b');
-    const va = `va${process.pid % 100000}`;
-    const vb = `vb${process.pid % 100000}`;
-    await pexec('ip', ['link', 'add', va, 'netns', a.name, 'type', 'veth', 'peer', 'name', vb, 'netns', b.name]);
-    await a.ip('addr', 'add', '198.18.7.1/24', 'dev', va);
-    await b.ip('addr', 'add', '198.18.7.2/24', 'dev', vb);
-    await a.ip('link', 'set', va, 'up');
-    await b.ip('link', 'set', vb, 'up');
+    a = await lab.netns('a');
+    b = await lab.netns('b');
+    await lab.veth(a, b, { aAddr: '198.18.7.1/24', bAddr: '198.18.7.2/24' });
   });
   afterAll(async () => {
-    await a?.destroy();
-    await b?.destroy();
+    await lab.cleanup();
   });
 
   for (const [proto, label] of [
@@ -170,7 +149,7 @@ describe.skipIf(!isRoot)('raw IP sockets across a veth pair', () => {
   });
 });
 
-describe.skipIf(!isRoot)('typed errors a user understands', () => {
+describe.skipIf(!facility.ok)('typed errors a user understands', () => {
   const child = (script: string, wrapper: string[] = []) =>
     pexec(wrapper[0] ?? process.execPath, [...wrapper.slice(1), ...(wrapper.length ? [process.execPath] : []), '-e', script], {
       timeout: 10_000,
