@@ -84,6 +84,8 @@ export interface SstpServerSessionOptions {
   metrics?: GatewayMetrics;
   /** Tests inject the nonce source. */
   randomBytes?: (n: number) => Uint8Array;
+  /** Tests inject PPP's random source (magic numbers, identifiers). */
+  pppRandom?: (n: number) => Uint8Array;
   events?: {
     /** HTTP accepted (the session becomes visible) or refused. */
     onAccepted?(s: SstpServerSession, request: SstpHttpRequest): void;
@@ -335,6 +337,7 @@ export class SstpServerSession {
       },
       // SSTP is encrypted by TLS: no MPPE (CCP is Protocol-Rejected).
       mppe: { policy: 'deny' },
+      ...(this.opts.pppRandom ? { random: this.opts.pppRandom } : {}),
     });
     this.ppp = ppp;
     ppp.on('authenticated', (r) => {
