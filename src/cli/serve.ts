@@ -156,7 +156,12 @@ export async function serve(io: CliIo, opts: ServeOptions): Promise<number> {
     try {
       await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
     } catch (e) {
-      throw new VpnError('ERR_STATE_DIR', `cannot create state directory ${config.stateDir}: ${(e as NodeJS.ErrnoException).code ?? e}`, { cause: e });
+      const code = (e as NodeJS.ErrnoException).code;
+      const hint =
+        code === 'EACCES' || code === 'EPERM'
+          ? `. vpngw serve needs root (its TUN device needs CAP_NET_ADMIN); run it as root${process.getuid?.() === 0 ? '' : ` (you are uid ${process.getuid?.()})`}, or set stateDir in a config file to a directory you can write`
+          : '';
+      throw new VpnError('ERR_STATE_DIR', `cannot create state directory ${config.stateDir}: ${code ?? e}${hint}`, { cause: e });
     }
 
     const metrics = new GatewayMetrics(undefined, { version: opts.version });
