@@ -491,6 +491,11 @@ export async function connect(opts: ClientOptions): Promise<void> {
       throw new VpnError('ERR_USAGE', `cannot read --ca ${opts.ca}: ${(e as NodeJS.ErrnoException).code ?? e}`);
     }
   }
+  for (const r of opts.routes ?? []) {
+    // An IPv4 prefix; `ip route` gets nothing else from us.
+    const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(r);
+    if (!m || m.slice(1, 5).some((o) => Number(o) > 255) || Number(m[5]) > 32) throw new VpnError('ERR_USAGE', `--route ${r} is not an IPv4 prefix like 10.0.0.0/8`);
+  }
   if (opts.signal.aborted) return;
   const client = await connectSstp({
     host,

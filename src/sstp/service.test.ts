@@ -109,10 +109,11 @@ describe('SstpService on loopback', () => {
     expect(socks.map((s) => s.destroyed || s.readableEnded)).toEqual([false, false, true]);
     expect(t.service.counters.refusedHalfOpen).toBe(1);
     for (const s of socks) s.destroy();
-    // Once they are gone the source may connect again.
+    // Once they are gone the source may connect again; a connected session no longer counts as half-open.
     await new Promise((r) => setTimeout(r, 50));
-    const c = await t.client();
-    await c.close();
+    const cs = [await t.client('alice'), await t.client('bob'), await t.client('alice')];
+    expect(t.gateway.sessions.list().filter((s) => s.state === 'up')).toHaveLength(3);
+    await Promise.all(cs.map((c) => c.close()));
   });
 
   it('TLS 1.1 is refused and counted as protocol_version', async () => {

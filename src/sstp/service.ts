@@ -167,6 +167,8 @@ export class SstpService implements ProtocolServer {
   private readonly sessions = new Set<SstpServerSession>();
   private readonly sockets = new Set<net.Socket>();
   private readonly halfOpen = new Map<string, number>();
+  /** Per accepted TCP connection (remote address|port): stop counting it as half-open. */
+  private readonly halfOpenRelease = new Map<string, () => void>();
   /** Counters for tests and diagnostics. */
   readonly counters = { accepted: 0, refusedHalfOpen: 0, tlsFailures: 0, httpRejected: 0, up: 0 };
 
@@ -297,9 +299,12 @@ export class SstpService implements ProtocolServer {
       if (left <= 0) this.halfOpen.delete(src);
       else this.halfOpen.set(src, left);
     };
-    (socket as net.Socket & { vpngwReleaseHalfOpen?: () => void }).vpngwReleaseHalfOpen = release;
+    // The TLS socket made from this one has the same remote address and port.
+    const key = `${socket.remoteAddress}|${socket.remotePort}`;
+    this.halfOpenRelease.set(key, release);
     socket.once('close', () => {
       release();
+      this.halfOpenRelease.delete(key);
       this.sockets.delete(socket);
     });
   }
@@ -307,8 +312,8 @@ export class SstpService implements ProtocolServer {
   private onTlsConnection(socket: tls.TLSSocket): void {
     const ctx = this.ctx!;
     const cfg = ctx.config();
-    const raw = (socket as unknown as { _parent?: net.Socket })._parent;
-    const releaseHalfOpen = () => (raw as (net.Socket & { vpngwReleaseHalfOpen?: () => void }) | undefined)?.vpngwReleaseHalfOpen?.();
+    const release = this.halfOpenRelease.get(`${socket.remoteAddress}|${socket.remotePort}`);
+    const releaseHalfOpen = () => release?.();
     if (this.state !== ServiceState.Listening) {
       socket.destroy();
       return;
