@@ -1,0 +1,93 @@
+/**
+ * SstpStreamPath: the bounds between a TLS socket and the data plane.
+ * Uplink: a full STREAM_IN pauses the socket and resumes it after a pump,
+ * every byte delivered in order. Downlink: a socket backlog over the bound
+ * drops (and counts) instead of queueing.
+ */
+import { describe, it, expect } from 'vitest';
+import * as abi from '../../assembly/abi.js';
+import { DataPlane } from '../dataplane/engine.js';
+import { SstpStreamPath } from './datapath.js';
+import { dataPacketBytes } from './codec.js';
+import { ipv4Packet, udp } from '../../test/lib/packets.js';
+
+const CLIENT = '198.18.128.10';
+
+function fakeSocket(backlog = 0) {
+  const s = { writes: [] as Uint8Array[], writableLength: backlog, paused: 0, resumed: 0 };
+  return {
+    s,
+    socket: {
+      write: (b: Uint8Array) => s.writes.push(b),
+      get writableLength() {
+        return s.writableLength;
+      },
+      pause: () => s.paused++,
+      resume: () => s.resumed++,
+    },
+  };
+}
+
+const noSink = { onControl: () => {}, onPppFrame: () => {}, onStreamError: () => {} };
+
+describe('SstpStreamPath', () => {
+  it('downlink: framed IP goes to the socket; over the backlog bound it is dropped and counted', () => {
+    const dp = new DataPlane({ maxSessions: 2, streamBuffers: true });
+    const { s, socket } = fakeSocket();
+    const path = SstpStreamPath.open(dp, socket, noSink, { maxWriteBacklog: 1000 })!;
+    path.attach();
+    path.activate({ ipv4: CLIENT, mtu: 1400 });
+    const pk = ipv4Packet('198.18.128.1', CLIENT, 17, udp(53, 1000, new Uint8Array(100)));
+    dp.ring(abi.RingId.TUN_RX).push(pk);
+    dp.pump();
+    expect(s.writes).toHaveLength(1);
+    expect(Array.from(s.writes[0]!)).toEqual(Array.from(dataPacketBytes(new Uint8Array([0xff, 0x03, 0x00, 0x21, ...pk]))));
+    s.writableLength = 1001;
+    dp.ring(abi.RingId.TUN_RX).push(pk);
+    dp.pump();
+    expect(s.writes).toHaveLength(1);
+    expect(path.stats).toMatchObject({ downlinkDropped: 1, downlinkDroppedBytes: 4 + 4 + pk.length });
+    path.close();
+    expect(dp.sessions.used).toBe(0);
+    dp.close();
+  });
+
+  it('uplink: a full STREAM_IN pauses the socket; the pump resumes it and every byte arrives in order', () => {
+    const dp = new DataPlane({ maxSessions: 2, streamBuffers: true, ringSlots: { [abi.RingId.STREAM_IN]: 2 } });
+    const { s, socket } = fakeSocket();
+    const path = SstpStreamPath.open(dp, socket, noSink)!;
+    path.attach();
+    path.activate({ ipv4: CLIENT, mtu: 1400 });
+    const pk = ipv4Packet(CLIENT, '198.18.128.1', 17, udp(1000, 53, new Uint8Array(1300)));
+    const one = dataPacketBytes(new Uint8Array([0xff, 0x03, 0x00, 0x21, ...pk]));
+    const N = 40; // about 53 KB: more than two 16 KiB slots
+    const all = new Uint8Array(one.length * N);
+    for (let i = 0; i < N; i++) all.set(one, i * one.length);
+    path.input(all.subarray(0, 30_000));
+    path.input(all.subarray(30_000)); // arrives while paused: queued behind the rest
+    expect(s.paused).toBe(1);
+    let rounds = 0;
+    const tun: number[] = [];
+    while (s.resumed === 0 && rounds++ < 20) {
+      dp.pump();
+      dp.ring(abi.RingId.TUN_TX).drain((p) => tun.push(p.length));
+    }
+    dp.pump();
+    dp.ring(abi.RingId.TUN_TX).drain((p) => tun.push(p.length));
+    expect(s.resumed).toBe(1);
+    expect(tun).toEqual(new Array(N).fill(pk.length));
+    expect(dp.stat(abi.Stat.STREAM_IN_BYTES)).toBe(BigInt(all.length));
+    path.close();
+    dp.close();
+  });
+
+  it('a full session table refuses the connection (open returns undefined)', () => {
+    const dp = new DataPlane({ maxSessions: 1, streamBuffers: true });
+    const a = SstpStreamPath.open(dp, fakeSocket().socket, noSink);
+    expect(a).toBeDefined();
+    expect(SstpStreamPath.open(dp, fakeSocket().socket, noSink)).toBeUndefined();
+    a!.close();
+    expect(SstpStreamPath.open(dp, fakeSocket().socket, noSink)).toBeDefined();
+    dp.close();
+  });
+});
