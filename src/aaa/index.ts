@@ -20,3 +20,4 @@ export {
 export { LocalVerifier, secretsEqual, type LocalVerifierOptions } from './local-verifier.js';
 export { FailureLimiter, type FailureLimiterOptions, type LimitVerdict } from './rate-limit.js';
 export { throttleVerifier, sourceOf, DEFAULT_FAILURE_DELAY_MS, type ThrottleOptions } from './throttle.js';
+export { ReloadableLocalVerifier, openGatewayVerifier, sessionPolicyVerifier, type GatewayVerifier, type SessionPolicy } from './gateway-verifier.js';

@@ -29,6 +29,7 @@ import { startAdminServer, type AdminServer } from '../admin/server.js';
 import { DataPlane } from '../dataplane/engine.js';
 import { native } from '../dataplane/native.js';
 import { findUserStore } from './plugins.js';
+import { openGatewayVerifier } from '../aaa/gateway-verifier.js';
 import { progress, type CliIo, type SignalName } from './io.js';
 
 // Our choices.
@@ -166,11 +167,20 @@ export async function serve(io: CliIo, opts: ServeOptions): Promise<number> {
 
     const metrics = new GatewayMetrics(undefined, { version: opts.version });
     let dataplane: RunningDataplane | undefined;
+    // Created before the gateway so every protocol server shares it; the demo
+    // user (first start) is added below and picked up by a reload.
+    const users = await openGatewayVerifier({
+      usersFile: config.users.file,
+      clock: systemClock,
+      log,
+      failuresPerMinute: config.limits.authFailuresPerSourcePerMinute,
+    });
     const gateway = new Gateway({
       config,
       log,
       clock: systemClock,
       metrics,
+      verifier: users.verifier,
       dataplane: () => (dataplane ? snapshotDataplane(dataplane.engines) : undefined),
       dataplanes: () => dataplane?.engines ?? [],
       progress: (m) => progress(io, m),
@@ -200,6 +210,7 @@ export async function serve(io: CliIo, opts: ServeOptions): Promise<number> {
     });
 
     await ensureDemoUser(config, io, log);
+    await users.reload();
 
     const enabled = enabledProtocols(config);
     const servers: ProtocolServer[] = [];
@@ -217,8 +228,9 @@ export async function serve(io: CliIo, opts: ServeOptions): Promise<number> {
     progress(io, `ready${admin ? `; admin API on ${admin.url}` : ''}`);
 
     const reload = async () => {
+      await users.reload().catch((e: unknown) => log.error({ err: e }, 'reload: user store reload failed'));
       if (!file) {
-        log.info('SIGHUP: running on the embedded default, nothing to reload');
+        log.info('SIGHUP: users reloaded; running on the embedded default config, nothing else to reload');
         return;
       }
       try {

@@ -17,7 +17,6 @@
  * authentication failures per source (throttleVerifier, when this server
  * builds its own verifier).
  */
-import { existsSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -29,8 +28,8 @@ import type { Config } from '../config/schema.js';
 import type { ProtocolServer, ServerContext } from '../admin/gateway.js';
 import type { ManagedSession } from '../admin/types.js';
 import type { AuthOutcome, TlsFailureReason } from '../metrics/registry.js';
-import type { AuthMethod, Verifier, VerifyOutcome, UserAttributes } from '../ppp/auth/types.js';
-import { FailureLimiter, LocalVerifier, UserStore, throttleVerifier } from '../aaa/index.js';
+import type { AuthMethod, Verifier } from '../ppp/auth/types.js';
+import { openGatewayVerifier, sessionPolicyVerifier, type GatewayVerifier, type SessionPolicy } from '../aaa/gateway-verifier.js';
 import { SLOT_MAX_PAYLOAD } from '../../assembly/abi.js';
 import { HashProtocol, type SstpTimers } from './constants.js';
 import { certificateHashes } from './binding.js';
@@ -86,72 +85,14 @@ export function normalizePeerAddress(a: string | undefined): string {
 }
 
 /**
- * The local user store as a Verifier that follows reloads (the store file
- * may appear after start: `vpngw users add` then SIGHUP).
- */
-class ReloadableLocalVerifier implements Verifier {
-  private verifier: LocalVerifier;
-  private constructor(
-    private readonly file: string,
-    private store: UserStore | undefined,
-    private readonly log: Logger,
-  ) {
-    this.verifier = new LocalVerifier(store ?? UserStore.fromObject({ users: {} }));
-  }
-
-  static async open(file: string, log: Logger): Promise<ReloadableLocalVerifier> {
-    if (!existsSync(file)) {
-      log.warn({ file }, 'sstp: no user store file: every login is refused until one exists (vpngw users add, then SIGHUP)');
-      return new ReloadableLocalVerifier(file, undefined, log);
-    }
-    return new ReloadableLocalVerifier(file, await UserStore.load(file), log);
-  }
-
-  async reload(): Promise<void> {
-    if (!existsSync(this.file)) return;
-    if (!this.store) {
-      this.store = await UserStore.load(this.file);
-      this.verifier = new LocalVerifier(this.store);
-      return;
-    }
-    const r = await this.store.reload();
-    if (!r.ok) this.log.error({ file: this.file, issues: r.issues }, 'sstp: user store reload refused; keeping the previous users');
-  }
-
-  pap: Verifier['pap'] = (...a) => this.verifier.pap(...a);
-  chapMd5: Verifier['chapMd5'] = (...a) => this.verifier.chapMd5(...a);
-  msChapV2: Verifier['msChapV2'] = (...a) => this.verifier.msChapV2(...a);
-}
-
-/**
- * SSTP policy around any verifier: sessions per user (the user's own
- * maxSessions, else limits.maxSessionsPerUser) and no MPPE (TLS encrypts
- * SSTP; a per-user MPPE policy does not apply to it).
+ * SSTP policy around any verifier: sessions per user and no MPPE (TLS
+ * encrypts SSTP; a per-user MPPE policy does not apply to it).
  */
 export function sstpPolicyVerifier(
   inner: Verifier,
   opts: { sessionsOf(user: string): number; maxPerUser(): number; outcome?(method: AuthMethod, outcome: AuthOutcome): void },
 ): Verifier {
-  async function check<T extends { attributes: UserAttributes; username: string }>(method: AuthMethod, p: Promise<VerifyOutcome<T>>): Promise<VerifyOutcome<T>> {
-    const o = await limited(p);
-    // Every verdict is counted here, also the refusals after which MS-CHAPv2 waits for a retry that never comes.
-    opts.outcome?.(method, o.ok ? 'success' : o.reason);
-    return o;
-  }
-  async function limited<T extends { attributes: UserAttributes; username: string }>(p: Promise<VerifyOutcome<T>>): Promise<VerifyOutcome<T>> {
-    const o = await p;
-    if (!o.ok) return o;
-    const limit = o.attributes.maxSessions ?? opts.maxPerUser();
-    const n = opts.sessionsOf(o.username);
-    if (n >= limit) return { ok: false, reason: 'rate-limited', message: `${o.username} already has ${n} session${n === 1 ? '' : 's'} (limit ${limit})` };
-    const { mppe: _mppe, ...attributes } = o.attributes;
-    return { ...o, attributes };
-  }
-  return {
-    pap: (ctx, u, pw) => check(ctx.method ?? 'pap', inner.pap(ctx, u, pw)),
-    chapMd5: (ctx, u, id, ch, r) => check(ctx.method ?? 'chap-md5', inner.chapMd5(ctx, u, id, ch, r)),
-    msChapV2: (ctx, u, ac, pc, nt) => check(ctx.method ?? 'mschapv2', inner.msChapV2(ctx, u, ac, pc, nt)),
-  };
+  return sessionPolicyVerifier(inner, { ...opts, ...(opts.outcome ? { outcome: opts.outcome as SessionPolicy['outcome'] } : {}), stripMppe: true });
 }
 
 export class SstpService implements ProtocolServer {
@@ -163,7 +104,7 @@ export class SstpService implements ProtocolServer {
   private server: tls.Server | undefined;
   private cert: ServerCertificate | undefined;
   private verifier: Verifier | undefined;
-  private ownVerifier: ReloadableLocalVerifier | undefined;
+  private ownVerifier: GatewayVerifier | undefined;
   private readonly sessions = new Set<SstpServerSession>();
   private readonly sockets = new Set<net.Socket>();
   private readonly halfOpen = new Map<string, number>();
@@ -223,9 +164,14 @@ export class SstpService implements ProtocolServer {
 
     let base = ctx.verifier;
     if (!base) {
-      this.ownVerifier = await ReloadableLocalVerifier.open(cfg.users.file, this.log);
-      const limiter = new FailureLimiter({ clock: ctx.clock, failuresPerMinute: cfg.limits.authFailuresPerSourcePerMinute });
-      base = throttleVerifier(this.ownVerifier, { limiter, clock: ctx.clock, log: this.log });
+      // Standalone use (tests, embedders) without the gateway's shared verifier.
+      this.ownVerifier = await openGatewayVerifier({
+        usersFile: cfg.users.file,
+        clock: ctx.clock,
+        log: this.log,
+        failuresPerMinute: cfg.limits.authFailuresPerSourcePerMinute,
+      });
+      base = this.ownVerifier.verifier;
     }
     this.verifier = sstpPolicyVerifier(base, {
       sessionsOf: (user) => ctx.sessions.ofUser(user).length,
