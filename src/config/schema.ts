@@ -301,6 +301,15 @@ const pptpSchema = section({
   requireMppe: bool().default(true),
   /** Echo-Request interval on the control connection (RFC 2637 section 2.8: 60 s). */
   echoInterval: duration(1_000, 3_600_000).default(60_000),
+  /** How long an Echo-Request waits for its Echo-Reply before the control connection is closed (RFC 2637 3.1.4: 60 s). */
+  echoTimeout: duration(1_000, 3_600_000).default(60_000),
+  /**
+   * LCP Echo-Request interval inside the tunnel (0 disables): finds a client
+   * that vanished (no GRE, TCP half-dead) sooner than the control echo.
+   */
+  lcpEchoInterval: duration(0, 3_600_000).default(30_000),
+  /** Unanswered LCP Echo-Requests in a row that take the session down. */
+  lcpEchoFailures: int(1, 100).default(3),
 });
 
 const l2tpSchema = section({

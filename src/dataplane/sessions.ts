@@ -53,6 +53,16 @@ export interface ActivateParams {
   acfc?: boolean;
 }
 
+/** A PPTP session's MPPE flags (abi.MppeFlag), as the data plane holds them. */
+export interface MppeState {
+  on: boolean;
+  stateless: boolean;
+  /** The peer asked for a flush (CCP Reset-Request); our next packet carries the A bit. */
+  sendFlushPending: boolean;
+  /** Stateful receive lost sync: packets are discarded until a flushed one arrives (RFC 3078 8.2). */
+  receiveDiscarding: boolean;
+}
+
 export interface SessionCounters {
   upPackets: bigint;
   upBytes: bigint;
@@ -133,6 +143,17 @@ export class SessionTable {
   mppeReset(idx: number): void {
     this.entry(idx);
     this.dp.wasm.mppeResetSend(idx);
+  }
+
+  /** MPPE flags of a session (the control plane repeats a lost Reset-Request while the receiver discards). */
+  mppeState(idx: number): MppeState {
+    const f = this.dp.dv.getUint32(this.entry(idx) + abi.SE_MPPE_FLAGS, true);
+    return {
+      on: (f & abi.MppeFlag.ON) !== 0,
+      stateless: (f & abi.MppeFlag.STATELESS) !== 0,
+      sendFlushPending: (f & abi.MppeFlag.SEND_FLUSH) !== 0,
+      receiveDiscarding: (f & abi.MppeFlag.RECV_DISCARD) !== 0,
+    };
   }
 
   activate(idx: number, p: ActivateParams): void {
