@@ -385,7 +385,7 @@ describe('PPTP policy helpers', () => {
     };
     const outcomes: string[] = [];
     let sessions = 0;
-    const v = pptpPolicyVerifier(inner, { sessionsOf: () => sessions, maxPerUser: () => 1, requireMppe: () => true, outcome: (m, o) => outcomes.push(`${m}:${o}`) });
+    const v = pptpPolicyVerifier(inner, { sessionsOf: () => sessions, maxPerUser: () => 1, requireMppe: () => true, outcome: (m, o) => void outcomes.push(`${m}:${o}`) });
     const ctx = { tunnel: 'pptp' as const, peer: '198.18.0.9:1' };
     expect(await v.pap(ctx, 'u', new Uint8Array())).toMatchObject({ ok: true, attributes: { mppe: 'require' } });
     sessions = 1;

@@ -32,7 +32,6 @@
  * the credentials verify), authentication failures per source.
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import net from 'node:net';
 import * as abi from '../../assembly/abi.js';
 import { VpnError, isVpnError } from '../util/errors.js';
@@ -44,7 +43,7 @@ import type { ManagedSession, SessionInfo, SessionPhase } from '../admin/types.j
 import type { AuthOutcome, GatewayMetrics } from '../metrics/registry.js';
 import type { AuthMethod, Verifier, VerifyOutcome, UserAttributes } from '../ppp/auth/types.js';
 import type { AddressAllocator } from '../pool/types.js';
-import { FailureLimiter, LocalVerifier, UserStore, throttleVerifier } from '../aaa/index.js';
+import { openGatewayVerifier, sessionPolicyVerifier, type GatewayVerifier, type SessionPolicy } from '../aaa/gateway-verifier.js';
 import type { Attachment, DataPlane } from '../dataplane/engine.js';
 import { native } from '../dataplane/native.js';
 import { PppSession, Phase, type MppePolicy, type NameServers, type PppDownInfo, type PppUpInfo } from '../ppp/index.js';
@@ -111,80 +110,24 @@ export function pptpMppePolicy(cfg: Pick<Config, 'mppe' | 'pptp'>): MppePolicy {
 }
 
 /**
- * The local user store as a Verifier that follows reloads (the store file
- * may appear after start: `vpngw users add` then SIGHUP).
+ * PPTP policy around any verifier: src/aaa's session policy (sessions per
+ * user, every verdict counted) and, with `requireMppe`, a user's weaker
+ * per-user MPPE policy raised to 'require' (the operator's floor: no
+ * cleartext PPTP).
  */
-class ReloadableLocalVerifier implements Verifier {
-  private verifier: LocalVerifier;
-  private constructor(
-    private readonly file: string,
-    private store: UserStore | undefined,
-    private readonly log: Logger,
-  ) {
-    this.verifier = new LocalVerifier(store ?? UserStore.fromObject({ users: {} }));
-  }
-
-  static async open(file: string, log: Logger): Promise<ReloadableLocalVerifier> {
-    if (!existsSync(file)) {
-      log.warn({ file }, 'pptp: no user store file: every login is refused until one exists (vpngw users add, then SIGHUP)');
-      return new ReloadableLocalVerifier(file, undefined, log);
-    }
-    return new ReloadableLocalVerifier(file, await UserStore.load(file), log);
-  }
-
-  async reload(): Promise<void> {
-    if (!existsSync(this.file)) return;
-    if (!this.store) {
-      this.store = await UserStore.load(this.file);
-      this.verifier = new LocalVerifier(this.store);
-      return;
-    }
-    const r = await this.store.reload();
-    if (!r.ok) this.log.error({ file: this.file, issues: r.issues }, 'pptp: user store reload refused; keeping the previous users');
-  }
-
-  pap: Verifier['pap'] = (...a) => this.verifier.pap(...a);
-  chapMd5: Verifier['chapMd5'] = (...a) => this.verifier.chapMd5(...a);
-  msChapV2: Verifier['msChapV2'] = (...a) => this.verifier.msChapV2(...a);
-}
-
-/**
- * PPTP policy around any verifier: sessions per user (the user's own
- * maxSessions, else limits.maxSessionsPerUser), every verdict counted, and
- * with `requireMppe` a user's weaker MPPE policy raised to 'require' (the
- * operator's floor: no cleartext PPTP).
- */
-export function pptpPolicyVerifier(
-  inner: Verifier,
-  opts: {
-    sessionsOf(user: string): number;
-    maxPerUser(): number;
-    requireMppe(): boolean;
-    outcome?(method: AuthMethod, outcome: AuthOutcome): void;
-  },
-): Verifier {
-  async function check<T extends { attributes: UserAttributes; username: string }>(method: AuthMethod, p: Promise<VerifyOutcome<T>>): Promise<VerifyOutcome<T>> {
-    const o = await limited(p);
-    opts.outcome?.(method, o.ok ? 'success' : o.reason);
-    return o;
-  }
-  async function limited<T extends { attributes: UserAttributes; username: string }>(p: Promise<VerifyOutcome<T>>): Promise<VerifyOutcome<T>> {
+export function pptpPolicyVerifier(inner: Verifier, opts: SessionPolicy & { requireMppe(): boolean }): Verifier {
+  async function floor<T extends { attributes: UserAttributes }>(p: Promise<VerifyOutcome<T>>): Promise<VerifyOutcome<T>> {
     const o = await p;
-    if (!o.ok) return o;
-    const limit = o.attributes.maxSessions ?? opts.maxPerUser();
-    // This session is registered (from the call's establishment) but has no user yet: not among the n.
-    const n = opts.sessionsOf(o.username);
-    if (n >= limit) return { ok: false, reason: 'rate-limited', message: `${o.username} already has ${n} session${n === 1 ? '' : 's'} (limit ${limit})` };
-    if (opts.requireMppe() && o.attributes.mppe !== undefined && o.attributes.mppe !== 'require') {
-      return { ...o, attributes: { ...o.attributes, mppe: 'require' } };
-    }
-    return o;
+    if (!o.ok || !opts.requireMppe() || o.attributes.mppe === undefined || o.attributes.mppe === 'require') return o;
+    return { ...o, attributes: { ...o.attributes, mppe: 'require' } };
   }
-  return {
-    pap: (ctx, u, pw) => check(ctx.method ?? 'pap', inner.pap(ctx, u, pw)),
-    chapMd5: (ctx, u, id, ch, r) => check(ctx.method ?? 'chap-md5', inner.chapMd5(ctx, u, id, ch, r)),
-    msChapV2: (ctx, u, ac, pc, nt) => check(ctx.method ?? 'mschapv2', inner.msChapV2(ctx, u, ac, pc, nt)),
+  const floored: Verifier = {
+    pap: (...a) => floor(inner.pap(...a)),
+    chapMd5: (...a) => floor(inner.chapMd5(...a)),
+    msChapV2: (...a) => floor(inner.msChapV2(...a)),
   };
+  const { requireMppe: _r, ...policy } = opts;
+  return sessionPolicyVerifier(floored, { ...policy, stripMppe: false });
 }
 
 // ---------------------------------------------------------------------------
@@ -637,7 +580,7 @@ export class PptpService implements ProtocolServer {
   private greAttachment: Attachment | undefined;
   private callIds!: CallIdAllocator;
   private verifier: Verifier | undefined;
-  private ownVerifier: ReloadableLocalVerifier | undefined;
+  private ownVerifier: GatewayVerifier | undefined;
   private listenFd: number | undefined;
   private readonly sessions = new Set<PptpServerSession>();
   private readonly halfOpen = new Map<string, number>();
@@ -685,17 +628,23 @@ export class PptpService implements ProtocolServer {
     this.dp = dp;
     this.callIds = new CallIdAllocator(this.opts.callIds ?? {});
 
+    // `vpngw serve` shares one verifier between the protocol servers; embedded without one, we open the local store.
     let base = ctx.verifier;
     if (!base) {
-      this.ownVerifier = await ReloadableLocalVerifier.open(cfg.users.file, this.log);
-      const limiter = new FailureLimiter({ clock: ctx.clock, failuresPerMinute: cfg.limits.authFailuresPerSourcePerMinute });
-      base = throttleVerifier(this.ownVerifier, { limiter, clock: ctx.clock, log: this.log });
+      this.ownVerifier = await openGatewayVerifier({
+        usersFile: cfg.users.file,
+        clock: ctx.clock,
+        log: this.log,
+        failuresPerMinute: cfg.limits.authFailuresPerSourcePerMinute,
+      });
+      base = this.ownVerifier.verifier;
     }
     this.verifier = pptpPolicyVerifier(base, {
       sessionsOf: (user) => ctx.sessions.ofUser(user).length,
       maxPerUser: () => ctx.config().limits.maxSessionsPerUser,
       requireMppe: () => ctx.config().pptp.requireMppe,
-      outcome: (method, outcome) => ctx.metrics.authResult(method, outcome),
+      // The labels are the verdicts: 'success' or an AuthFailureReason.
+      outcome: (method, outcome) => ctx.metrics.authResult(method, outcome as AuthOutcome),
     });
 
     if (this.opts.greSocket !== false) this.openGre(dp);
