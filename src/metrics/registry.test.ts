@@ -4,7 +4,7 @@ import * as abi from '../../assembly/abi.js';
 import { DataPlane } from '../dataplane/engine.js';
 import { ipv4Packet } from '../../test/lib/packets.js';
 import { snapshotDataplane } from './dataplane.js';
-import { GatewayMetrics, type MetricsSource, type DataplaneSnapshot } from './registry.js';
+import { GatewayMetrics, NONCONVENTIONAL_DEFAULT_METRICS, type MetricsSource, type DataplaneSnapshot } from './registry.js';
 
 interface Sample {
   name: string;
@@ -103,6 +103,21 @@ describe('GatewayMetrics', () => {
     expect(p.value('vpngw_build_info', { version: '0.1.0' })).toBe(1);
     // No per-user labels anywhere.
     expect(p.samples.some((s) => 'user' in s.labels || 'username' in s.labels || 'session' in s.labels)).toBe(false);
+  });
+
+  it('follows the naming conventions promtool checks: _total exactly on counters, base units, no per-user labels', async () => {
+    const p = parse(await new GatewayMetrics(fakeSource()).text());
+    expect(p.type.size).toBeGreaterThan(FAMILIES.length);
+    for (const [name, type] of p.type) {
+      expect(name, name).toMatch(/^[a-z_][a-z0-9_]*$/);
+      // Counters end in _total, nothing else does (prom-client's nodejs_active_*_total gauges are left out).
+      expect(name.endsWith('_total'), `${name} (${type})`).toBe(type === 'counter');
+      // Units are base units: seconds and bytes, never milliseconds or kilobytes.
+      expect(name, name).not.toMatch(/_(milliseconds|ms|microseconds|kilobytes|megabytes|kb|mb)(_|$)/);
+    }
+    for (const n of NONCONVENTIONAL_DEFAULT_METRICS) expect(p.type.has(n), n).toBe(false);
+    // Their conventional counterparts stay.
+    expect(p.type.get('nodejs_active_handles')).toBe('gauge');
   });
 
   it('does not touch the global default registry', async () => {

@@ -90,6 +90,14 @@ export interface MetricsOptions {
   version?: string;
 }
 
+/**
+ * prom-client default metrics that break the naming conventions (gauges
+ * named `_total`; `promtool check metrics` flags them). Each is the sum of a
+ * conventional gauge prom-client exposes too (`nodejs_active_handles` etc.,
+ * by type), so nothing is lost by leaving them out.
+ */
+export const NONCONVENTIONAL_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'] as const;
+
 const num = (v: bigint | number): number => (typeof v === 'bigint' ? Number(v) : v);
 
 export class GatewayMetrics {
@@ -219,7 +227,10 @@ export class GatewayMetrics {
     });
     for (const p of PROTOCOLS) this.keepaliveTimeouts.inc({ protocol: p }, 0);
 
-    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 20 });
+    if (opts.defaultMetrics !== false) {
+      collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 20 });
+      for (const name of NONCONVENTIONAL_DEFAULT_METRICS) this.registry.removeSingleMetric(name);
+    }
   }
 
   /** Replace the source (the gateway wires itself in once it exists). */
