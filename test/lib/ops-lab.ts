@@ -4,12 +4,13 @@
  *   ns A (server)                                   ns B (clients)
  *   TUN <gw 198.18.128.1/24>   veth a <S.1/24> ──── veth b <S.2/24>
  *   SSTP listener S.1:443 (native.tcpListener in A)
+ *   PPTP listener S.1:1723 and raw GRE socket in A (optional)
  *
  *   test process (its own namespace): admin API on 127.0.0.1:<free port>
  *   (/metrics, /sessions), reachable by a Prometheus started on loopback.
  *
  * The gateway is the real one (config parsed like a file, Gateway,
- * openDataplane, SstpService, the shared local-store verifier, the admin
+ * openDataplane, SstpService and PptpService, the shared local-store verifier, the admin
  * server with the gateway's GatewayMetrics). Every log line is captured at
  * the configured level. The verifier is wrapped to record what the secrets
  * of each MS-CHAPv2 exchange were (NT-Response and the MPPE master keys it
@@ -29,9 +30,14 @@ import { native } from '../../src/dataplane/native.js';
 import { openGatewayVerifier } from '../../src/aaa/gateway-verifier.js';
 import { createLogger, type Logger } from '../../src/util/log.js';
 import { systemClock } from '../../src/util/clock.js';
-import type { MppeMasterKeys, Verifier } from '../../src/ppp/auth/types.js';
+import type { AuthMethod, MppeMasterKeys, Verifier } from '../../src/ppp/auth/types.js';
 import type { LevelWithSilent } from 'pino';
 import { SstpService } from '../../src/sstp/service.js';
+import { PptpService } from '../../src/pptp/service.js';
+import * as abi from '../../assembly/abi.js';
+import { DataPlane } from '../../src/dataplane/engine.js';
+import { connectSstp } from '../../src/client/sstp.js';
+import { connectPptp } from '../../src/client/pptp.js';
 import { NetLab, uniqueIfName, type Netns, type Subnet } from './netns.js';
 
 export const OPS_GATEWAY = '198.18.128.1';
@@ -53,6 +59,9 @@ export interface OpsLab {
   sstpPort: number;
   sstp: SstpService;
   fingerprint: string;
+  /** Present when the lab runs PPTP too. */
+  pptp: PptpService | undefined;
+  pptpPort: number;
   gateway: Gateway;
   dataplane: RunningDataplane;
   metrics: GatewayMetrics;
@@ -74,6 +83,8 @@ export interface OpsLabOptions {
   users: Record<string, string>;
   /** auth.sstp, in order of preference. */
   sstpMethods?: readonly string[];
+  /** Run the PPTP server too (auth.pptp: MS-CHAPv2, EAP-MSCHAPv2; MPPE required). */
+  pptp?: boolean;
   logLevel?: LevelWithSilent;
   adminToken?: string;
   extraConfig?: string;
@@ -144,6 +155,7 @@ dataplane:
 users: {file: users.yaml, demoUser: false}
 auth: {sstp: [${(opts.sstpMethods ?? ['mschapv2', 'eap-mschapv2', 'pap']).join(', ')}]}
 sstp: {listen: ${link.host(1)}, port: 443}
+pptp: {enabled: ${opts.pptp ? 'true' : 'false'}, listen: ${link.host(1)}, port: 1723}
 limits: {maxSessionsPerUser: 32, maxHalfOpenPerSource: 64, authFailuresPerSourcePerMinute: 1000}
 log: {level: ${opts.logLevel ?? 'debug'}}
 admin: {enabled: true, listen: 127.0.0.1, port: 9477${opts.adminToken !== undefined ? `, token: ${JSON.stringify(opts.adminToken)}` : ''}}
@@ -174,7 +186,8 @@ ${opts.extraConfig ?? ''}`,
     });
     const fd = native.tcpListener({ netns: a.name, address: link.host(1), port: 443, backlog: 1024 });
     const sstp = new SstpService({ listenFd: fd, certNames: [link.host(1)] });
-    await gateway.start([sstp]);
+    const pptp = opts.pptp ? new PptpService({ netns: a.name }) : undefined;
+    await gateway.start(pptp ? [sstp, pptp] : [sstp]);
     const gw = gateway;
     const ad = admin;
     return {
@@ -186,6 +199,8 @@ ${opts.extraConfig ?? ''}`,
       sstpPort: 443,
       sstp,
       fingerprint: sstp.certificate!.fingerprint256,
+      pptp,
+      pptpPort: 1723,
       gateway: gw,
       dataplane: dp,
       metrics,
@@ -212,5 +227,134 @@ ${opts.extraConfig ?? ''}`,
     await lab.cleanup().catch(() => undefined);
     rmSync(tmp, { recursive: true, force: true });
     throw e;
+  }
+}
+
+// ---------------------------------------------------------------- tunnels
+
+/** A client tunnel of either protocol, from ns B, without a TUN device: IP by sendIp, echo replies counted. */
+export interface LabTunnel {
+  protocol: 'sstp' | 'pptp';
+  user: string;
+  ipv4: string;
+  /** The client's data-plane session index (the ICMP echo identifier the tests use). */
+  sessionIndex: number;
+  sendIp(packet: Uint8Array): boolean;
+  /** ICMP echo replies that came back through the tunnel. */
+  echoReplies(): number;
+  /** How the client saw the tunnel end (resolves when it is gone). */
+  ended: Promise<{ initiator: 'local' | 'peer' | 'failure'; detail: string }>;
+  close(): Promise<void>;
+}
+
+/**
+ * Client engines: SSTP tunnels share one (replies told apart by session
+ * index), each PPTP tunnel has its own (with its own raw GRE socket in ns B).
+ */
+export class LabClients {
+  private sstpEngine: DataPlane | undefined;
+  private readonly engines = new Set<DataPlane>();
+  private readonly replies = new Map<DataPlane, Map<number, number>>();
+  private readonly drain: ReturnType<typeof setInterval>;
+  readonly tunnels: LabTunnel[] = [];
+
+  constructor(
+    private readonly L: OpsLab,
+    private readonly maxSstp = 64,
+  ) {
+    this.drain = setInterval(() => {
+      for (const dp of this.engines) {
+        const m = this.replies.get(dp)!;
+        try {
+          dp.ring(abi.RingId.TUN_TX).drain((p, meta) => {
+            if (p[9] === 1 && p[20] === 0) m.set(meta.session, (m.get(meta.session) ?? 0) + 1);
+          });
+        } catch {
+          // A PPTP client's own engine closed with it.
+          this.engines.delete(dp);
+        }
+      }
+    }, 5);
+  }
+
+  private track(dp: DataPlane): Map<number, number> {
+    this.engines.add(dp);
+    let m = this.replies.get(dp);
+    if (!m) this.replies.set(dp, (m = new Map()));
+    return m;
+  }
+
+  async open(protocol: 'sstp' | 'pptp', user: string, password: string, extra: { methods?: readonly AuthMethod[] } = {}): Promise<LabTunnel> {
+    const L = this.L;
+    if (protocol === 'sstp') {
+      this.sstpEngine ??= new DataPlane({ maxSessions: this.maxSstp, streamBuffers: true });
+      const dp = this.sstpEngine;
+      const m = this.track(dp);
+      const c = await connectSstp({
+        host: L.serverAddress,
+        port: L.sstpPort,
+        username: user,
+        password,
+        fingerprint: L.fingerprint,
+        netns: L.b.name,
+        tun: false,
+        dataplane: dp,
+        connectTimeoutMs: 60_000,
+        ...(extra.methods ? { methods: extra.methods } : {}),
+      });
+      const t: LabTunnel = {
+        protocol,
+        user,
+        ipv4: c.ipv4,
+        sessionIndex: c.sessionIndex,
+        sendIp: (p) => c.sendIp(p),
+        echoReplies: () => m.get(c.sessionIndex) ?? 0,
+        ended: c.ended.then((e) => ({ initiator: e.initiator, detail: e.call ? `call ${e.call.reason} (${e.call.initiator})` : (e.error?.message ?? '') })),
+        close: async () => {
+          await c.close();
+        },
+      };
+      this.tunnels.push(t);
+      return t;
+    }
+    const c = await connectPptp({
+      host: L.serverAddress,
+      port: L.pptpPort,
+      username: user,
+      password,
+      netns: L.b.name,
+      tun: false,
+      connectTimeoutMs: 60_000,
+      ...(extra.methods ? { methods: extra.methods } : {}),
+    });
+    const dp = c.dataplane;
+    const m = this.track(dp);
+    void c.ended.then(() => {
+      // Its own engine closes with it.
+      this.engines.delete(dp);
+      this.replies.delete(dp);
+    });
+    const t: LabTunnel = {
+      protocol,
+      user,
+      ipv4: c.ipv4,
+      sessionIndex: c.sessionIndex,
+      sendIp: (p) => c.sendIp(p),
+      echoReplies: () => m.get(c.sessionIndex) ?? 0,
+      ended: c.ended.then((e) => ({ initiator: e.initiator, detail: `control ${e.control ?? '-'}, call ${e.call ?? '-'}` })),
+      close: async () => {
+        await c.close();
+      },
+    };
+    this.tunnels.push(t);
+    return t;
+  }
+
+  /** Close every tunnel still open, then the shared engine. */
+  async close(): Promise<void> {
+    await Promise.all(this.tunnels.splice(0).map((t) => t.close().catch(() => undefined)));
+    clearInterval(this.drain);
+    this.sstpEngine?.close();
+    this.sstpEngine = undefined;
   }
 }
