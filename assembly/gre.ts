@@ -247,9 +247,14 @@ function pppFromGre(idx: u32, se: usize, f: usize, flen: u32): void {
     if (load<u32>(se + SE_STATE) != SessionState.ACTIVE) { sessionDrop(se, Drop.SESSION_DOWN); return; }
     const tx = ringAddr(RingId.TUN_TX);
     const s: usize = tx == 0 ? 0 : ringReserve(tx);
-    if (s == 0) { sessionDrop(se, Drop.RING_FULL); return; }
+    if (s == 0 || ilen > <u32>(SLOT_SIZE - SLOT_PAYLOAD_OFFSET)) {
+      // Nowhere to put it: decrypt in place all the same, so a stateful
+      // receiver stays in step with the sender (a local drop must not cost
+      // an RFC 3078 8.2 resynchronisation), then drop it.
+      if (mppeDecrypt(idx, se, info, ilen, info + MPPE_HEADER) != 0) sessionDrop(se, s == 0 ? Drop.RING_FULL : Drop.TOO_BIG);
+      return;
+    }
     const out = s + SLOT_PAYLOAD_OFFSET - 2;
-    if (ilen > <u32>(SLOT_SIZE - SLOT_PAYLOAD_OFFSET)) { sessionDrop(se, Drop.TOO_BIG); return; }
     const n = mppeDecrypt(idx, se, info, ilen, out);
     if (n == 0) return;
     // The decrypted protocol field: 2 octets, or 1 when the peer compressed it.

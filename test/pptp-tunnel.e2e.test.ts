@@ -1,0 +1,278 @@
+/**
+ * PPTP end to end in network namespaces (root): the real gateway (TCP 1723
+ * control connection, raw GRE socket and TUN device in ns A, PPP with the
+ * local user store and pool, MS-CHAPv2 and MPPE, the WASM data plane) and
+ * the real client (connectPptp: its own WASM data plane, raw GRE socket and
+ * TUN device in ns B), over a veth link (198.18.x.0/24).
+ *
+ *   ping ns B -> tunnel -> 198.18.128.1 (the gateway) and a host behind it
+ *   50 MB TCP each way with matching SHA-256, stateful and stateless MPPE
+ *   wrong password -> ERR_AUTH_REJECTED, nothing left on the server
+ *   the client vanishes (its link goes down, no goodbye) -> the server's LCP
+ *   echo finds it dead and cleans up within the configured timers
+ */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { createHash, randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { netnsSupport, reportSkip } from './lib/netns.js';
+import { startPptpLab, waitUntil, USERS, GATEWAY, type PptpLab } from './lib/pptp-lab.js';
+import { connectPptp, type PptpClient, type PptpClientOptions } from '../src/client/pptp.js';
+import { native } from '../src/dataplane/native.js';
+import type { PptpSessionEnd } from '../src/pptp/service.js';
+import { isVpnError } from '../src/util/errors.js';
+
+const facility = await netnsSupport();
+const built = facility.ok && (() => {
+  try {
+    native.abi();
+    return true;
+  } catch {
+    return false;
+  }
+})();
+const f = facility.ok && !built ? { ok: false, reason: 'the native addon is not built (npm ci)' } : facility;
+reportSkip('PPTP tunnel end-to-end tests', f);
+
+async function rejectsWith(p: Promise<unknown>, code: string): Promise<Error> {
+  try {
+    await p;
+  } catch (e) {
+    expect(isVpnError(e), String(e)).toBe(true);
+    expect((e as { code: string }).code, (e as Error).message).toBe(code);
+    return e as Error;
+  }
+  throw new Error(`expected a rejection with ${code}`);
+}
+
+/**
+ * 50 MB (or `size`) over TCP through the tunnel: uplink (ns B -> a host behind
+ * the gateway) then downlink; SHA-256 checked both ways. Returns the times.
+ */
+export async function bulkTransfer(L: PptpLab, size: number, port: number): Promise<{ upMs: number; downMs: number }> {
+  const data = randomBytes(size);
+  const want = createHash('sha256').update(data).digest('hex');
+  const lfd = native.tcpListener({ netns: L.a.name, address: L.behind.host(1), port });
+  const received: { hash: string; bytes: number }[] = [];
+  const server = net.createServer((s) => {
+    const h = createHash('sha256');
+    let bytes = 0;
+    s.on('data', (d: Buffer) => {
+      h.update(d);
+      bytes += d.length;
+    });
+    s.on('end', () => {
+      received.push({ hash: h.digest('hex'), bytes });
+      s.end();
+    });
+    s.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => server.listen({ fd: lfd }, r));
+  const lfd2 = native.tcpListener({ netns: L.a.name, address: L.behind.host(1), port: port + 1 });
+  const sender = net.createServer((s) => {
+    s.on('error', () => undefined);
+    s.end(data);
+  });
+  await new Promise<void>((r) => sender.listen({ fd: lfd2 }, r));
+  try {
+    const sock = new net.Socket({ fd: native.tcpSocket({ netns: L.b.name }) });
+    const t0 = performance.now();
+    await new Promise<void>((resolve, reject) => {
+      sock.once('error', reject);
+      sock.connect(port, L.behind.host(1), resolve);
+    });
+    sock.end(data);
+    sock.resume();
+    await waitUntil(() => received.length > 0, 240_000, 'the uplink transfer');
+    const upMs = performance.now() - t0;
+    sock.destroy();
+    expect(received[0]!.bytes).toBe(size);
+    expect(received[0]!.hash).toBe(want);
+
+    const down = new net.Socket({ fd: native.tcpSocket({ netns: L.b.name }) });
+    const t1 = performance.now();
+    const h = createHash('sha256');
+    let bytes = 0;
+    await new Promise<void>((resolve, reject) => {
+      down.once('error', reject);
+      down.on('data', (d: Buffer) => {
+        h.update(d);
+        bytes += d.length;
+      });
+      down.on('end', resolve);
+      down.connect(port + 1, L.behind.host(1));
+    });
+    const downMs = performance.now() - t1;
+    down.destroy();
+    expect(bytes).toBe(size);
+    expect(h.digest('hex')).toBe(want);
+    return { upMs, downMs };
+  } finally {
+    server.close();
+    sender.close();
+  }
+}
+
+const mbit = (bytes: number, ms: number) => ((bytes * 8) / (ms / 1000) / 1e6).toFixed(0);
+
+describe.skipIf(!f.ok)('PPTP gateway and client in namespaces', () => {
+  let L: PptpLab;
+  const clients: PptpClient[] = [];
+  const pool = () => L.gateway.ctx.pool('default') as unknown as { used: number };
+
+  beforeAll(async () => {
+    L = await startPptpLab();
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+    await L?.close();
+  });
+
+  const connect = (o: Partial<PptpClientOptions> = {}) =>
+    connectPptp({ host: L.serverAddress, username: 'alice', password: USERS.alice, netns: L.b.name, log: L.log, ...o });
+
+  const done = async (c: PptpClient) => {
+    await c.close();
+    clients.splice(clients.indexOf(c), 1);
+    await waitUntil(() => L.gateway.sessions.size === 0, 10_000, 'the server session to go');
+  };
+
+  it('pings the gateway and a host behind it through the tunnel (MPPE 128 stateful); listed; clean teardown', async () => {
+    const c = await connect({ tun: { name: 'tpping0', routes: [`${L.behind.network}/24`] } });
+    clients.push(c);
+    expect(c.ipv4).toMatch(/^198\.18\.128\.\d+$/);
+    expect(c.gateway).toBe(GATEWAY);
+    expect(c.dns).toEqual(['198.18.128.53']);
+    expect(c.mtu).toBe(1400);
+    expect(c.mppe).toEqual({ bits: 128, stateless: false });
+
+    for (const dst of [GATEWAY, L.behind.host(1)]) {
+      const r = await L.b.exec(['ping', '-c', '5', '-i', '0.2', '-W', '2', '-s', '1000', dst], { allowFail: true, timeoutMs: 20_000 });
+      expect(r.stdout, `${dst}\n${r.stdout}${r.stderr}`).toMatch(/5 packets transmitted, 5 received/);
+    }
+    const srv = L.dataplane.engines[0]!;
+    expect(srv.drops().spoofed_source).toBe(0n);
+    expect(srv.drops().mppe_required).toBe(0n);
+
+    const list = L.gateway.sessions.list();
+    expect(list).toHaveLength(1);
+    expect(list[0]).toMatchObject({ protocol: 'pptp', user: 'alice', innerAddress: c.ipv4, state: 'up' });
+    expect(list[0]!.peer).toMatch(new RegExp(`^${L.link.host(2).replace(/\./g, '\\.')}:\\d+$`));
+    expect(list[0]!.bytesIn).toBeGreaterThanOrEqual(10 * 1028);
+    expect(list[0]!.bytesOut).toBeGreaterThanOrEqual(10 * 1028);
+    expect(pool().used).toBe(1);
+    const metrics = await L.metrics.text();
+    expect(metrics).toMatch(/^vpngw_auth_results_total\{method="mschapv2",outcome="success"\} 1$/m);
+    expect(metrics).toMatch(/^vpngw_session_setup_duration_seconds_count\{protocol="pptp"\} 1$/m);
+
+    const end = await c.close();
+    clients.splice(clients.indexOf(c), 1);
+    expect(end.initiator).toBe('local');
+    expect(end.ppp?.reason).toBe('admin');
+    expect(end.call).toBe('local');
+    await waitUntil(() => L.gateway.sessions.size === 0 && L.service.liveSessions.length === 0, 10_000, 'the server session to go');
+    expect(pool().used).toBe(0);
+    expect(srv.sessions.used).toBe(0);
+    const gone = await L.b.exec(['ip', 'link', 'show', 'tpping0'], { allowFail: true });
+    expect(gone.code).not.toBe(0);
+  }, 60_000);
+
+  for (const stateless of [false, true]) {
+    it(`carries 50 MB of TCP each way with matching SHA-256, ${stateless ? 'stateless' : 'stateful'} MPPE`, async () => {
+      const c = await connect({ tun: { name: stateless ? 'tpbulk1' : 'tpbulk0', routes: [`${L.behind.network}/24`] }, mppe: { stateless } });
+      clients.push(c);
+      expect(c.mppe).toEqual({ bits: 128, stateless });
+      const SIZE = 50 * 1024 * 1024;
+      const t = await bulkTransfer(L, SIZE, stateless ? 5003 : 5001);
+      const srv = L.dataplane.engines[0]!;
+      const nonZero = (d: Record<string, bigint>) => JSON.stringify(Object.fromEntries(Object.entries(d).filter(([, v]) => v > 0n).map(([k, v]) => [k, Number(v)])));
+      process.stderr.write(
+        `\n  PPTP 50 MB through the tunnel, MPPE 128 ${stateless ? 'stateless' : 'stateful'}: uplink ${(t.upMs / 1000).toFixed(2)} s (${mbit(SIZE, t.upMs)} Mbit/s), ` +
+          `downlink ${(t.downMs / 1000).toFixed(2)} s (${mbit(SIZE, t.downMs)} Mbit/s); resets: client sent ${c.stats().resetRequestsSent}, ` +
+          `server sent ${L.service.liveSessions[0]?.pathStats?.resetRequestsSent ?? '?'}; drops: server ${nonZero(srv.drops())}, client ${nonZero(c.dataplane.drops())}\n`,
+      );
+      await done(c);
+    }, 600_000);
+  }
+
+  it('wrong password and unknown user: ERR_AUTH_REJECTED; the server session is gone and holds no address', async () => {
+    expect(pool().used).toBe(0);
+    await rejectsWith(connect({ password: 'not the password', tun: false }), 'ERR_AUTH_REJECTED');
+    await waitUntil(() => L.service.liveSessions.length === 0, 10_000, 'the refused session to go');
+    expect(L.gateway.sessions.size).toBe(0);
+    expect(pool().used).toBe(0);
+    expect(await L.metrics.text()).toMatch(/^vpngw_auth_results_total\{method="mschapv2",outcome="bad-credentials"\} 1$/m);
+    await rejectsWith(connect({ username: 'mallory', tun: false }), 'ERR_AUTH_REJECTED');
+    await waitUntil(() => L.service.liveSessions.length === 0, 10_000, 'the refused session to go');
+    expect(L.dataplane.engines[0]!.sessions.used).toBe(0);
+  }, 60_000);
+});
+
+/**
+ * Connect, then take the client's link down (no GRE, no TCP, no goodbye) and
+ * wait for the server to clean up by itself; returns how long it took.
+ */
+async function vanish(L: PptpLab, tunName: string): Promise<{ ms: number; end: PptpSessionEnd }> {
+  const c = await connectPptp({ host: L.serverAddress, username: 'bob', password: USERS.bob, netns: L.b.name, log: L.log, tun: { name: tunName }, lcpEchoIntervalMs: 0 });
+  try {
+    const ping = await L.b.exec(['ping', '-c', '2', '-i', '0.2', '-W', '2', GATEWAY], { allowFail: true, timeoutMs: 20_000 });
+    expect(ping.stdout).toMatch(/2 packets transmitted, 2 received/);
+    expect(L.gateway.sessions.list()).toMatchObject([{ user: 'bob', state: 'up' }]);
+    const [session] = L.service.liveSessions;
+    const t0 = performance.now();
+    const links = (await L.b.ip('-o', 'link', 'show')).split('\n').map((l) => /^\d+: ([^:@]+)/.exec(l)?.[1]).filter((n): n is string => !!n && n !== 'lo' && n !== tunName);
+    for (const l of links) await L.b.ip('link', 'set', l, 'down');
+    await waitUntil(() => L.gateway.sessions.size === 0 && L.service.liveSessions.length === 0, 30_000, 'the server to clean up');
+    const ms = performance.now() - t0;
+    expect((L.gateway.ctx.pool('default') as unknown as { used: number }).used).toBe(0);
+    expect(L.dataplane.engines[0]!.sessions.used).toBe(0);
+    expect(await L.metrics.text()).toMatch(/^vpngw_keepalive_timeouts_total\{protocol="pptp"\} 1$/m);
+    for (const l of links) await L.b.ip('link', 'set', l, 'up');
+    return { ms, end: session!.endInfo };
+  } finally {
+    // The client gives up on its own (bounded) and frees its TUN device.
+    const end = await c.close();
+    expect(end.initiator).toBe('local');
+    const gone = await L.b.exec(['ip', 'link', 'show', tunName], { allowFail: true });
+    expect(gone.code).not.toBe(0);
+  }
+}
+
+describe.skipIf(!f.ok)('PPTP: a client that vanishes, found by LCP echo', () => {
+  let L: PptpLab;
+  beforeAll(async () => {
+    // Short LCP keep-alive for the test: every second, three misses (the control echo stays at 60 s).
+    L = await startPptpLab({ pptp: 'lcpEchoInterval: 1s, lcpEchoFailures: 3' });
+  }, 60_000);
+  afterAll(async () => {
+    await L?.close();
+  });
+
+  it('its link goes down without a goodbye: LCP echo times out, the server hangs up and cleans everything up', async () => {
+    const { ms, end } = await vanish(L, 'tpgone0');
+    expect(end.ppp?.reason).toBe('echo-timeout');
+    // Three echoes 1 s apart, then Call-Disconnect-Notify and Stop-Control-Connection that nobody answers (5 s).
+    expect(ms).toBeGreaterThan(2_000);
+    expect(ms).toBeLessThan(15_000);
+    process.stderr.write(`\n  PPTP vanished client: LCP echo (1 s x 3) + stop wait (5 s): the server cleaned up after ${(ms / 1000).toFixed(1)} s\n`);
+  }, 60_000);
+});
+
+describe.skipIf(!f.ok)('PPTP: a client that vanishes, found by the control connection echo', () => {
+  let L: PptpLab;
+  beforeAll(async () => {
+    // No LCP echo: the control connection's Echo-Request after 2 s idle, 2 s for its reply (RFC 2637 3.1.4, shortened).
+    L = await startPptpLab({ pptp: 'lcpEchoInterval: 0, echoInterval: 2s, echoTimeout: 2s' });
+  }, 60_000);
+  afterAll(async () => {
+    await L?.close();
+  });
+
+  it('its link goes down without a goodbye: the PPTP Echo-Reply does not come, the server closes and cleans up', async () => {
+    const { ms, end } = await vanish(L, 'tpgone1');
+    expect(end.control).toBe('echo-timeout');
+    expect(end.ppp?.reason).toBe('lower-layer-down');
+    expect(ms).toBeLessThan(10_000);
+    process.stderr.write(`\n  PPTP vanished client: control echo (2 s idle + 2 s): the server cleaned up after ${(ms / 1000).toFixed(1)} s\n`);
+  }, 60_000);
+});
