@@ -91,6 +91,25 @@ export interface OpsLabOptions {
   maxSessions?: number;
 }
 
+/** A real vpngw logger (createLogger: redaction and all) whose every line is kept, as written and parsed. */
+export function captureLogger(level: LevelWithSilent): { log: Logger; raw: string[]; parsed: Record<string, unknown>[] } {
+  const raw: string[] = [];
+  const parsed: Record<string, unknown>[] = [];
+  const log = createLogger({
+    level,
+    destination: {
+      write(s: string) {
+        for (const line of s.split('\n')) {
+          if (!line) continue;
+          raw.push(line);
+          parsed.push(JSON.parse(line) as Record<string, unknown>);
+        }
+      },
+    },
+  });
+  return { log, raw, parsed };
+}
+
 /** A /24 from the lab that is not the inner network. */
 async function labSubnet(lab: NetLab): Promise<Subnet> {
   for (;;) {
@@ -116,20 +135,7 @@ function recordingVerifier(inner: Verifier, record: RecordedMsChapV2[]): Verifie
 export async function startOpsLab(opts: OpsLabOptions): Promise<OpsLab> {
   const lab = new NetLab();
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'vpngw-ops-lab-'));
-  const rawLogs: string[] = [];
-  const logs: Record<string, unknown>[] = [];
-  const log = createLogger({
-    level: opts.logLevel ?? 'debug',
-    destination: {
-      write(s: string) {
-        for (const line of s.split('\n')) {
-          if (!line) continue;
-          rawLogs.push(line);
-          logs.push(JSON.parse(line) as Record<string, unknown>);
-        }
-      },
-    },
-  });
+  const { log, raw: rawLogs, parsed: logs } = captureLogger(opts.logLevel ?? 'debug');
   let dataplane: RunningDataplane | undefined;
   let gateway: Gateway | undefined;
   let admin: AdminServer | undefined;
@@ -258,10 +264,15 @@ export class LabClients {
   private readonly drain: ReturnType<typeof setInterval>;
   readonly tunnels: LabTunnel[] = [];
 
+  private readonly maxSstp: number;
+  private readonly log: Logger | undefined;
+
   constructor(
     private readonly L: OpsLab,
-    private readonly maxSstp = 64,
+    opts: { maxSstp?: number; log?: Logger } = {},
   ) {
+    this.maxSstp = opts.maxSstp ?? 64;
+    this.log = opts.log;
     this.drain = setInterval(() => {
       for (const dp of this.engines) {
         const m = this.replies.get(dp)!;
@@ -301,7 +312,10 @@ export class LabClients {
         dataplane: dp,
         connectTimeoutMs: 60_000,
         ...(extra.methods ? { methods: extra.methods } : {}),
+        ...(this.log ? { log: this.log } : {}),
       });
+      // The shared engine reuses the indexes of closed tunnels.
+      m.set(c.sessionIndex, 0);
       const t: LabTunnel = {
         protocol,
         user,
@@ -326,6 +340,7 @@ export class LabClients {
       tun: false,
       connectTimeoutMs: 60_000,
       ...(extra.methods ? { methods: extra.methods } : {}),
+      ...(this.log ? { log: this.log } : {}),
     });
     const dp = c.dataplane;
     const m = this.track(dp);
