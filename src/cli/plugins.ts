@@ -10,7 +10,8 @@
  *   - client for scheme S: `src/client/S.ts` exporting `connect(opts: ClientOptions): Promise<void>`.
  * A missing module means "not available yet", reported as such.
  */
-import { access } from 'node:fs/promises';
+import { access, mkdir } from 'node:fs/promises';
+import path from 'node:path';
 import { VpnError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { UserAttributes } from '../ppp/auth/types.js';
@@ -71,10 +72,21 @@ function isAaaStoreClass(c: unknown): c is AaaStoreClass {
   return typeof c === 'function' && typeof (c as Partial<AaaStoreClass>).load === 'function' && typeof (c as Partial<AaaStoreClass>).ensure === 'function';
 }
 
+/** Create the users file's directory (private, like the state directory `serve` makes); a permission failure says what to do. */
+async function ensureDirectory(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const hint = code === 'EACCES' || code === 'EPERM' ? ': run as root, or name a users file in a directory you can write (--file, or users.file / stateDir in --config)' : '';
+    throw new VpnError('ERR_USER_STORE', `cannot create ${dir} for the users file: ${code ?? String(e)}${hint}`, { cause: e });
+  }
+}
+
 /**
  * UserStoreAdmin over src/aaa's UserStore. Reading never creates the file
  * (a missing file lists no users, and `serve` still creates the demo user on
- * first start); the first edit creates it.
+ * first start); the first edit creates it, and its directory when needed.
  */
 export function adaptAaaStore(UserStore: AaaStoreClass): UserStoreOpener {
   return async (file) => {
@@ -88,7 +100,12 @@ export function adaptAaaStore(UserStore: AaaStoreClass): UserStoreOpener {
       }
       return (cached = await UserStore.load(file));
     };
-    const writable = async (): Promise<AaaStore> => (cached ??= (await UserStore.ensure(file, { demoUser: false })).store);
+    const writable = async (): Promise<AaaStore> => {
+      if (cached) return cached;
+      // `vpngw users add` may come before the first `vpngw serve` made the state directory.
+      await ensureDirectory(path.dirname(file));
+      return (cached = (await UserStore.ensure(file, { demoUser: false })).store);
+    };
     return {
       async list() {
         const s = await existing();
