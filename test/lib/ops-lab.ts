@@ -253,6 +253,17 @@ export interface LabTunnel {
   close(): Promise<void>;
 }
 
+/** Where LabClients connect to (an OpsLab, or a `vpngw serve` process in a namespace). */
+export interface ClientTarget {
+  serverAddress: string;
+  sstpPort: number;
+  pptpPort: number;
+  /** SHA-256 fingerprint of the SSTP certificate. */
+  fingerprint: string;
+  /** The clients' namespace. */
+  b: { name: string };
+}
+
 /**
  * Client engines: SSTP tunnels share one (replies told apart by session
  * index), each PPTP tunnel has its own (with its own raw GRE socket in ns B).
@@ -268,7 +279,7 @@ export class LabClients {
   private readonly log: Logger | undefined;
 
   constructor(
-    private readonly L: OpsLab,
+    private readonly L: ClientTarget,
     opts: { maxSstp?: number; log?: Logger } = {},
   ) {
     this.maxSstp = opts.maxSstp ?? 64;
