@@ -20,7 +20,7 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { NetLab, netnsSupport, reportSkip, uniqueIfName, type Netns, type Subnet } from './lib/netns.js';
@@ -88,6 +88,12 @@ admin: {listen: ${link.host(1)}, port: 9477, token: ${JSON.stringify(TOKEN)}}
       expect(r.stdout).toBe(`added user ${u} to ${path.join(tmp, 'state/users.yaml')}\n`);
     }
     expect((await runVpngw(cli, undefined, ['config', 'check', cfg])).stdout).toBe(`${cfg}: ok\n`);
+    // The same listener without a token is refused before anything starts.
+    const open = path.join(tmp, 'no-token.yaml');
+    writeFileSync(open, readFileSync(cfg, 'utf8').replace(/, token: "[^"]+"/, ''));
+    const bad = await runVpngw(cli, undefined, ['config', 'check', open]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain(`admin.token: expected a bearer token: admin.listen ${link.host(1)} is not a loopback address`);
 
     server = spawnVpngw(cli, a, ['serve', '--config', cfg]);
     procs.push(server);

@@ -10,9 +10,13 @@
  * pool usage count them; the byte and packet counters by protocol and
  * direction grow by exactly what was sent and echoed; after teardown the
  * gauge falls to 0. `promtool check metrics` passes on a scrape taken with
- * the tunnels up.
+ * the tunnels up, and every query of the Grafana dashboard
+ * (dashboards/vpngw.json) is valid PromQL that returns the live data.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { netnsSupport, reportSkip } from './lib/netns.js';
 import { startOpsLab, LabClients, OPS_GATEWAY, type LabTunnel, type OpsLab } from './lib/ops-lab.js';
 import { prometheusSupport, promtoolCheckMetrics, startPrometheus, type PromSample, type Prometheus } from './lib/prometheus.js';
@@ -42,6 +46,10 @@ const PAYLOAD = 1000;
 const IP_LEN = 20 + 8 + PAYLOAD;
 type Proto = keyof typeof TUNNELS;
 const TUNNEL_PROTOCOLS = Object.keys(TUNNELS) as Proto[];
+
+const dashboard = JSON.parse(readFileSync(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../dashboards/vpngw.json'), 'utf8')) as {
+  panels: { title: string; targets?: { expr: string }[] }[];
+};
 
 const byLabel = (r: PromSample[], label: string) => Object.fromEntries(r.map((s) => [s.metric[label] ?? '', s.value]));
 const one = (r: PromSample[]) => (r.length === 1 ? r[0]!.value : NaN);
@@ -142,6 +150,26 @@ describe.skipIf(!f.ok)('Prometheus scrapes the gateway: sessions and traffic of 
         }
       }
     }
+    // Every dashboard query, as Grafana would send it for this instance, is valid PromQL with live data.
+    const instance = target!.labels.instance!;
+    expect(instance).toBe(`127.0.0.1:${L.admin.port}`);
+    const panels: Record<string, PromSample[][]> = {};
+    for (const p of dashboard.panels) {
+      for (const t of p.targets ?? []) {
+        const expr = t.expr.replaceAll('$instance', instance.replace(/\./g, '\\\\.')).replaceAll('$__rate_interval', '30s');
+        (panels[p.title] ??= []).push(await P.query(expr));
+      }
+    }
+    // (Auth failures and drops are legitimately empty: there were none.)
+    const empty = Object.entries(panels).filter(([, rs]) => rs.some((r) => r.length === 0)).map(([t]) => t);
+    expect(empty.sort()).toEqual(['Auth failures /s', 'Drops by reason']);
+    expect(one(panels['Sessions up']![0]!)).toBe(total);
+    const throughput = panels.Throughput![0]!;
+    for (const p of TUNNEL_PROTOCOLS) {
+      for (const d of ['in', 'out']) expect(throughput.find((x) => x.metric.protocol === p && x.metric.direction === d)?.value, `${p} ${d} bit/s`).toBeGreaterThan(0);
+    }
+    expect(byLabel(panels['Address pools']![0]!, 'pool')).toEqual({ default: total });
+
     // And the per-session byte counts in /sessions agree with Prometheus.
     const listed = L.gateway.sessions.list();
     for (const p of TUNNEL_PROTOCOLS) {

@@ -176,8 +176,11 @@ admin: {port: 9477}
 
   it('SIGTERM with live tunnels: stops accepting, tells every client, exits 0 within the grace period', async () => {
     // More tunnels: in-process SSTP and PPTP for dave's successor, and two `vpngw connect` processes (TUN devices in ns B).
-    writeFileSync(cfg, config({ limits: '{maxSessionsPerUser: 32, authFailuresPerSourcePerMinute: 100}' }));
+    // (and the log level to debug: the protocol servers' loggers follow it)
+    const reloadAt = server.out.length;
+    writeFileSync(cfg, config({ limits: '{maxSessionsPerUser: 32, authFailuresPerSourcePerMinute: 100}', log: '{level: debug}' }));
     await hup(/"msg":"reload: configuration applied"/, 'the limit to grow');
+    expect(server.out.slice(reloadAt)).toMatch(/"applied":\["limits\.maxSessionsPerUser","log\.level"\]/);
     const more = await Promise.all([
       ...Array.from({ length: 4 }, () => clients.open('sstp', 'dave', PASSWORDS.dave)),
       ...Array.from({ length: 3 }, () => clients.open('pptp', 'dave', PASSWORDS.dave)),
@@ -193,6 +196,8 @@ admin: {port: 9477}
       await waitUntil(() => /vpngw: connected: /.test(c.err) || c.exit !== undefined, 30_000, 'vpngw connect to connect');
       expect(c.exit, c.err).toBeUndefined();
     }
+    const debugLines = server.out.slice(reloadAt).split('\n').filter((l) => l.includes('"level":"debug"'));
+    for (const m of ['sstp: recv', 'PPTP receive', 'LCP: Req-Sent -> Ack-Sent (RCR+)']) expect(debugLines.some((l) => l.includes(`"msg":"${m}"`)), m).toBe(true);
     const tunnels = [...survivors, ...more];
     await carries(tunnels);
     const live = await sessions();
