@@ -31,6 +31,7 @@ import { icmpEcho, ipv4Packet } from './lib/packets.js';
 import { isVpnError } from '../src/util/errors.js';
 import type { SessionInfo } from '../src/admin/types.js';
 import { SHUTDOWN_GRACE_MS } from '../src/cli/serve.js';
+import { TEARDOWN_LCP_WAIT_MS } from '../src/sstp/server-session.js';
 
 const facility = await netnsSupport();
 const missing = facility.ok ? cliBuildMissing() : '';
@@ -256,5 +257,54 @@ admin: {port: 9477}
       `\n  vpngw serve SIGTERM with ${live.length} live tunnels (${bySstp} SSTP, ${live.length - bySstp} PPTP, 2 of them vpngw connect processes): ` +
         `every client told, exit 0 after ${(ms / 1000).toFixed(2)} s (grace ${SHUTDOWN_GRACE_MS / 1000} s)\n`,
     );
+  }, 120_000);
+
+  it('SIGTERM with clients that stopped answering (SIGSTOP): still exits 0, bounded by the protocol timers and the grace period', async () => {
+    // A fresh server on the same state directory (same certificate, same users).
+    const errBefore = server.err;
+    server = spawnVpngw(cli, a, ['serve', '--config', cfg]);
+    procs.push(server);
+    await waitUntil(() => /vpngw: ready/.test(server.err) || server.exit !== undefined, 30_000, 'vpngw serve to be ready again');
+    expect(server.exit, server.err).toBeUndefined();
+    const fp = /SHA-256 fingerprint ([0-9A-F:]{95})/.exec(server.err)![1]!;
+    expect(errBefore).toContain(fp);
+    const live = [await clients.open('sstp', 'dave', PASSWORDS.dave), await clients.open('pptp', 'dave', PASSWORDS.dave)];
+    const env = { VPNGW_PASSWORD: PASSWORDS.dave };
+    const stalled = [
+      spawnVpngw(cli, b, ['connect', `sstp://dave@${link.host(1)}`, '--fingerprint', fp, '--tun', uniqueIfName('tcs')], env),
+      spawnVpngw(cli, b, ['connect', `pptp://dave@${link.host(1)}`, '--tun', uniqueIfName('tcp')], env),
+    ];
+    procs.push(...stalled);
+    for (const c of stalled) {
+      await waitUntil(() => /vpngw: connected: /.test(c.err) || c.exit !== undefined, 30_000, 'vpngw connect to connect');
+      expect(c.exit, c.err).toBeUndefined();
+    }
+    expect(await sessions()).toHaveLength(4);
+    for (const c of stalled) process.kill(c.child.pid!, 'SIGSTOP');
+    try {
+      const t0 = performance.now();
+      server.child.kill('SIGTERM');
+      const exit = await Promise.race([server.exited, new Promise((r) => setTimeout(() => r('timeout'), SHUTDOWN_GRACE_MS + 10_000))]);
+      const ms = performance.now() - t0;
+      expect(exit, server.err).toEqual({ code: 0, signal: null });
+      // The answering clients were told at once; the stalled ones held the shutdown up to the protocol
+      // teardown timers (LCP Terminate wait, then Call Disconnect / Stop-Control-Connection reply), never past the grace period.
+      expect(await Promise.all(live.map((t) => t.ended))).toEqual([
+        { initiator: 'peer', detail: 'call disconnected (peer)' },
+        { initiator: 'peer', detail: 'control peer-stop, call peer-disconnect' },
+      ]);
+      expect(ms).toBeGreaterThan(TEARDOWN_LCP_WAIT_MS);
+      expect(ms).toBeLessThan(SHUTDOWN_GRACE_MS + 2_000);
+      process.stderr.write(
+        `\n  vpngw serve SIGTERM with 4 live tunnels, 2 of them (SSTP, PPTP vpngw connect processes) stopped by SIGSTOP: exit 0 after ${(ms / 1000).toFixed(2)} s (grace ${SHUTDOWN_GRACE_MS / 1000} s)\n`,
+      );
+    } finally {
+      for (const c of stalled) process.kill(c.child.pid!, 'SIGCONT');
+    }
+    // Resumed, they find the server gone and end.
+    for (const c of stalled) {
+      const e = await Promise.race([c.exited, new Promise((r) => setTimeout(() => r('timeout'), 15_000))]);
+      expect(e, c.err).not.toBe('timeout');
+    }
   }, 120_000);
 });
