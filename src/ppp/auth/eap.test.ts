@@ -73,7 +73,8 @@ describe('EAP-MSCHAPv2 back to back', () => {
       [EapCode.Request, 1, EapType.Identity],
       [EapCode.Request, 2, EapType.MsChapV2],
       [EapCode.Request, 3, EapType.MsChapV2],
-      [EapCode.Success, 4, undefined],
+      // RFC 3748 4.2: the Identifier of the Response it answers (the Success ack's).
+      [EapCode.Success, 3, undefined],
     ]);
     expect(c.map((p) => [p.code, p.identifier, p.type])).toEqual([
       [EapCode.Response, 1, EapType.Identity],
@@ -148,6 +149,65 @@ describe('EAP-MSCHAPv2 back to back', () => {
     await l.run(30_000, 3000);
     expect(l.serverHost.result).toMatchObject({ ok: false, reason: 'timeout' });
     expect(dec(l.sentBy('server').at(-1)!).code).toBe(EapCode.Failure);
+  });
+
+  it('EAP-Success and EAP-Failure carry the Identifier of the Response they answer (RFC 3748 4.2), as pppd saw it', async () => {
+    // The exchange Debian 12's pppd (EAP-MSCHAPv2 peer, behind sstpc) had with the gateway, byte for byte
+    // where it matters; the gateway used to answer its Success ack (id 0x91) with EAP-Success id 0x92:
+    //   rcvd [EAP Request id=0x8f Identity]             sent [EAP Response id=0x8f Identity <Name "ms-user">]
+    //   rcvd [EAP Request id=0x90 MSCHAPv2 Challenge]   sent [EAP Response id=0x90 MSCHAPv2 Response]
+    //   rcvd [EAP Request id=0x91 MSCHAPv2 Success]     sent [EAP Response id=0x91 MSCHAPv2 Success]
+    //   rcvd [EAP Success id=0x92]   <- RFC 3748 4.2 requires 0x91
+    const l = new AuthLink();
+    l.server = new EapServer(l.serverHost, {
+      verifier: users(),
+      ctx,
+      serverName: 'vpngw',
+      identifier: 0x8e,
+      challenge: () => fromHex(rfc.authenticator_challenge),
+    });
+    l.server.start();
+    expect(hex(l.sentBy('server')[0]!)).toBe('018f000501');
+    l.server.input(fromHex('028f000901' + hex(ascii('User'))));
+    const challenge = dec(l.sentBy('server')[1]!);
+    expect([challenge.identifier, challenge.ms?.op === MsChapV2OpCode.Challenge && challenge.ms.msId]).toEqual([0x90, 0x90]);
+    // Response (Length 63): Type 26, OpCode 2, MS-CHAPv2-ID 0x90, MS-Length 58 (4+1+49+4), Value-Size 49,
+    // the RFC 2759 9.2 Response value, Name "User".
+    l.server.input(fromHex('0290003f' + '1a' + '0290003a' + '31' + rfc.intermediate.response_value_49 + hex(ascii('User'))));
+    await l.settle();
+    const success = dec(l.sentBy('server')[2]!);
+    expect([success.code, success.identifier, success.ms?.op]).toEqual([EapCode.Request, 0x91, MsChapV2OpCode.Success]);
+    // The peer's Success ack: Type 26, OpCode 3 alone.
+    l.server.input(fromHex('029100061a03'));
+    expect(hex(l.sentBy('server')[3]!)).toBe('03910004');
+    expect(l.serverHost.result).toMatchObject({ ok: true, username: 'User' });
+  });
+
+  it('EAP-Failure carries the Identifier of the Failure ack, of a Nak, or of the last Request after a timeout', async () => {
+    // Refused: Failure Request id 3, the peer's ack id 3, EAP-Failure id 3.
+    const { l } = link('User', 'wrong');
+    await l.start();
+    const s = l.sentBy('server').map(dec);
+    expect(s.map((p) => [p.code, p.identifier])).toEqual([
+      [EapCode.Request, 1],
+      [EapCode.Request, 2],
+      [EapCode.Request, 3],
+      [EapCode.Failure, 3],
+    ]);
+    // A Nak (Response id 2) to the Challenge: EAP-Failure id 2.
+    const n = new AuthLink();
+    n.server = new EapServer(n.serverHost, { verifier: users(), ctx, serverName: 'gw', identifier: 0 });
+    n.server.start();
+    n.server.input(encodeEap({ code: EapCode.Response, identifier: 1, type: EapType.Identity, data: ascii('User') }));
+    n.server.input(encodeEap({ code: EapCode.Response, identifier: 2, type: EapType.Nak, data: Uint8Array.of(4) }));
+    expect(hex(n.sentBy('server').at(-1)!)).toBe('04020004');
+    // No answer at all: the Identity Request (id 1) times out; EAP-Failure id 1.
+    const t = new AuthLink();
+    t.server = new EapServer(t.serverHost, { verifier: users(), ctx, serverName: 'gw', identifier: 0, timing: { restartMs: 3000, maxTransmits: 2 } });
+    t.server.start();
+    await t.run(6001, 1000);
+    expect(t.serverHost.result).toMatchObject({ ok: false, reason: 'timeout' });
+    expect(hex(t.sentBy('server').at(-1)!)).toBe('04010004');
   });
 
   it('the client refuses a premature EAP-Success', async () => {

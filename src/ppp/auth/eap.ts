@@ -124,10 +124,18 @@ export class EapServer extends AuthMachine<EapServerState> {
     this.retransmit = this.timer(this.timing.restartMs, () => this.transmit());
   }
 
+  /**
+   * EAP-Success / EAP-Failure. RFC 3748 4.2: "The Identifier field MUST match
+   * the Identifier field of the Response packet that it is sent in response
+   * to", which is the outstanding Request's (4.1); after a timeout there is no
+   * Response and the last Request's Identifier is the one the peer holds (the
+   * RFC 4137 authenticator's currentId). A peer built on the RFC 4137 peer
+   * state machine accepts a Success only when reqId == lastId; with any other
+   * Identifier it discards it and never finishes authenticating.
+   */
   private finishWith(code: typeof EapCode.Success | typeof EapCode.Failure): void {
     this.cancel(this.retransmit);
     this.request = undefined;
-    this.identifier = (this.identifier + 1) & 0xff;
     this.send(encodeEap({ code, identifier: this.identifier }));
   }
 
