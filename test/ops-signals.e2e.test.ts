@@ -261,6 +261,13 @@ admin: {port: 9477}
 
   it('SIGTERM with clients that stopped answering (SIGSTOP): still exits 0, bounded by the protocol timers and the grace period', async () => {
     // A fresh server on the same state directory (same certificate, same users).
+    if (server.exit === undefined) {
+      server.child.kill('SIGTERM');
+      await server.exited;
+    }
+    // (dave exists when the first test ran; alone, this one adds him)
+    const listed = JSON.parse((await runVpngw(cli, undefined, ['users', 'list', '--config', cfg, '--json'])).stdout) as { username: string }[];
+    if (!listed.some((u) => u.username === 'dave')) await users(['add', 'dave'], PASSWORDS.dave);
     const errBefore = server.err;
     server = spawnVpngw(cli, a, ['serve', '--config', cfg]);
     procs.push(server);
@@ -284,9 +291,15 @@ admin: {port: 9477}
     try {
       const t0 = performance.now();
       server.child.kill('SIGTERM');
+      // While it drains: a SIGHUP (log rotation, a reload script) and a second SIGTERM (an impatient supervisor) change nothing.
+      await new Promise((r) => setTimeout(r, 500));
+      server.child.kill('SIGHUP');
+      server.child.kill('SIGTERM');
       const exit = await Promise.race([server.exited, new Promise((r) => setTimeout(() => r('timeout'), SHUTDOWN_GRACE_MS + 10_000))]);
       const ms = performance.now() - t0;
       expect(exit, server.err).toEqual({ code: 0, signal: null });
+      expect(server.err).toContain('vpngw: SIGHUP ignored: already shutting down\n');
+      expect(server.err).toContain('vpngw: SIGTERM ignored: already shutting down\n');
       // The answering clients were told at once; the stalled ones held the shutdown up to the protocol
       // teardown timers (LCP Terminate wait, then Call Disconnect / Stop-Control-Connection reply), never past the grace period.
       expect(await Promise.all(live.map((t) => t.ended))).toEqual([

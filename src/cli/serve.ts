@@ -6,7 +6,8 @@
  *   SIGHUP: reload (users, pools growing, policies, log level); an invalid
  *           file keeps the running config and logs every issue
  *   SIGTERM/SIGINT: stop accepting, servers tell their clients, bounded wait,
- *           close the data plane and the TUN device, exit 0
+ *           close the data plane and the TUN device, exit 0; signals that
+ *           arrive meanwhile are logged and ignored (see handleSignals)
  *
  * Needs root (CAP_NET_ADMIN) for the TUN device.
  */
@@ -117,22 +118,49 @@ async function ensureDemoUser(config: Readonly<Config>, io: CliIo, log: Logger):
   progress(io, `created user "${DEMO_USER}" with password ${password}\n  (shown once; change it with: vpngw users passwd ${DEMO_USER}, or disable users.demoUser)`);
 }
 
-/** Resolve when one of the stop signals arrives; SIGHUP calls `onReload`. */
-function waitForStop(io: CliIo, onReload: () => void): Promise<SignalName> {
-  return new Promise((resolve) => {
-    const stops: SignalName[] = ['SIGTERM', 'SIGINT'];
-    const handlers = new Map<SignalName, () => void>();
-    const done = (sig: SignalName) => {
-      for (const s of stops) io.signals.off(s, handlers.get(s)!);
-      io.signals.off('SIGHUP', onReload);
-      resolve(sig);
+/** What the process does with its signals while it serves and while it stops. */
+export interface SignalHandling {
+  /** Resolves with the first SIGTERM or SIGINT. */
+  readonly stopped: Promise<SignalName>;
+  /** Remove every handler (when the process is done). */
+  dispose(): void;
+}
+
+/**
+ * Signal handling of `vpngw serve`:
+ *
+ *   serving:  SIGHUP -> onReload; SIGTERM / SIGINT -> `stopped` resolves
+ *   stopping: SIGHUP, SIGTERM, SIGINT -> onIgnored (logged), nothing else
+ *
+ * The handlers stay installed until dispose(): without one, a signal's
+ * default action would kill the process in the middle of its graceful
+ * shutdown (a log-rotation SIGHUP, a supervisor's second SIGTERM) and it
+ * would exit by the signal instead of 0.
+ */
+export function handleSignals(io: Pick<CliIo, 'signals'>, on: { reload(): void; ignored(sig: SignalName): void }): SignalHandling {
+  let resolveStop!: (sig: SignalName) => void;
+  const stopped = new Promise<SignalName>((r) => (resolveStop = r));
+  let stopping = false;
+  const handlers = new Map<SignalName, () => void>();
+  for (const sig of ['SIGHUP', 'SIGTERM', 'SIGINT'] as const) {
+    const fn = () => {
+      if (stopping) on.ignored(sig);
+      else if (sig === 'SIGHUP') on.reload();
+      else {
+        stopping = true;
+        resolveStop(sig);
+      }
     };
-    for (const s of stops) {
-      handlers.set(s, () => done(s));
-      io.signals.on(s, handlers.get(s)!);
-    }
-    io.signals.on('SIGHUP', onReload);
-  });
+    handlers.set(sig, fn);
+    io.signals.on(sig, fn);
+  }
+  return {
+    stopped,
+    dispose() {
+      for (const [sig, fn] of handlers) io.signals.off(sig, fn);
+      handlers.clear();
+    },
+  };
 }
 
 export async function serve(io: CliIo, opts: ServeOptions): Promise<number> {
@@ -143,6 +171,7 @@ export async function serve(io: CliIo, opts: ServeOptions): Promise<number> {
   log.info({ version: opts.version, config: file ?? '(embedded default)' }, 'vpngw starting');
 
   const cleanup: (() => Promise<void> | void)[] = [];
+  let signals: SignalHandling | undefined;
   const runCleanup = async () => {
     for (const fn of cleanup.splice(0).reverse()) {
       try {
@@ -250,15 +279,24 @@ export async function serve(io: CliIo, opts: ServeOptions): Promise<number> {
         }
       }
     };
-    const sig = await waitForStop(io, () => void reload());
+    signals = handleSignals(io, {
+      reload: () => void reload(),
+      ignored: (sig) => {
+        log.warn({ signal: sig }, `${sig} ignored: already shutting down`);
+        progress(io, `${sig} ignored: already shutting down`);
+      },
+    });
+    const sig = await signals.stopped;
     progress(io, `${sig}: shutting down (up to ${SHUTDOWN_GRACE_MS / 1000} s)`);
     await gateway.shutdown(sig, SHUTDOWN_GRACE_MS);
     await runCleanup();
+    signals.dispose();
     log.info('vpngw stopped');
     progress(io, 'stopped');
     return 0;
   } catch (e) {
     await runCleanup();
+    signals?.dispose();
     log.error({ err: e }, 'vpngw failed');
     log.flush?.();
     throw e;
