@@ -17,7 +17,9 @@
  * is accepted after the Draining transition), every client is told (SSTP
  * Call Disconnect; PPTP Call-Disconnect-Notify and Stop-Control-Connection),
  * the `vpngw connect` processes exit 0, and `vpngw serve` exits 0 within its
- * grace period, its TUN device gone. The shutdown time is reported.
+ * grace period, its TUN device gone. Clients that stopped answering hold the
+ * drain only as long as the teardown timers; meanwhile /readyz says 503, and
+ * a SIGHUP or a second SIGTERM is ignored. The shutdown times are reported.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { randomBytes } from 'node:crypto';
@@ -295,6 +297,10 @@ admin: {port: 9477}
       await new Promise((r) => setTimeout(r, 500));
       server.child.kill('SIGHUP');
       server.child.kill('SIGTERM');
+      // Meanwhile the probes say: alive, not ready (a load balancer stops sending clients).
+      const probe = async (p: string) =>
+        (await a.exec([process.execPath, '-e', `fetch('http://127.0.0.1:9477${p}').then(r => console.log(r.status), e => console.log(e.cause?.code ?? e))`])).stdout.trim();
+      expect([await probe('/healthz'), await probe('/readyz')]).toEqual(['200', '503']);
       const exit = await Promise.race([server.exited, new Promise((r) => setTimeout(() => r('timeout'), SHUTDOWN_GRACE_MS + 10_000))]);
       const ms = performance.now() - t0;
       expect(exit, server.err).toEqual({ code: 0, signal: null });
