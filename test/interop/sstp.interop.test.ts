@@ -1,0 +1,420 @@
+/**
+ * SSTP against real clients (issue 4, "Real client"): the unmodified sstpc
+ * (Debian's sstp-client 1.0.18) with Debian's pppd 2.4.9 in a qemu guest on
+ * Debian's kernel (ppp_generic, ppp_async, the CCP modules), and, in the same
+ * guest, our own client (connectSstp, a TUN device of the guest): two
+ * independent clients against one gateway, so that a bug our client and our
+ * server share cannot hide.
+ *
+ *   guest (qemu, TCG)                              link namespace (host side of the tap)
+ *   sstpc --ca-cert <our cert> ─► pppd ppp<N> ═══ TLS ═══► SstpService (this test process)
+ *   node sstp-guest-client.js ─► TUN vpngwc<N> ═══ TLS ═══►   PPP, pool, WASM data plane, TUN
+ *   ping -I <dev> <gateway inner address>                      <gateway inner address>/24 on the TUN
+ *
+ * The guest has no default route: the gateway's inner address is reachable
+ * through the tunnel only. One boot runs every scenario in turn; at each
+ * "pinged" the test looks at the gateway (session up, user, address, bytes,
+ * crypto binding verified, method) and then lets the guest hang up, or hangs
+ * up itself from the server side. Scenarios:
+ *
+ *   sstpc-mschapv2       gateway offers EAP first, pppd refuses EAP (LCP Nak) -> MS-CHAPv2; HLAK from the
+ *                        MPPE keys; pppd hangs up (LCP Terminate from the client)
+ *   sstpc-pap            pppd refuses EAP and CHAP -> PAP (zero HLAK); the gateway hangs up
+ *   sstpc-eap-mschapv2   pppd accepts EAP: EAP-MSCHAPv2 (Debian's pppd 2.4.9 has it as a peer); sstpc killed
+ *   sstpc-wrong-ca       sstpc verifies against another certificate with the same name: refused
+ *   client-*             our client, MS-CHAPv2, PAP, EAP-MSCHAPv2 (pinned SHA-256), and a wrong pin
+ *
+ * Timings (boot, connect, ping, teardown per scenario) are printed; no speed
+ * is asserted. Skipped loudly without root, qemu, a kernel with modules,
+ * sstpc/pppd, or the native addon and WASM module.
+ */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { NetLab, reportSkip, type Facility } from '../lib/netns.js';
+import { waitUntil } from '../lib/sstp-lab.js';
+import { createGuestLink, guestSupport, PPP_MODULES, startGuest, type GuestHandle, type GuestResult } from './guest/guest.js';
+import { INTEROP_USERS, startInteropGateway, type InteropGateway, type LogRecord } from './sstp-gateway.js';
+import { buildGuestClient, guestClientMissing, type GuestClientBuild } from './sstp-guest-build.js';
+import {
+  guestScript,
+  marker,
+  markers,
+  PPP_OPTIONS_PATH,
+  pppdNegotiation,
+  section,
+  serverSessions,
+  type ClientScenario,
+  type Marker,
+  type Scenario,
+  type ServerSessionLog,
+  type SstpcScenario,
+} from './sstp-scenarios.js';
+import { createSelfSignedCertificate, fingerprint256 } from '../../src/sstp/cert.js';
+import type { SessionInfo } from '../../src/admin/types.js';
+
+// ---------------------------------------------------------------- can it run here?
+
+async function facility(): Promise<Facility> {
+  const g = await guestSupport();
+  if (!g.ok) return g;
+  for (const bin of ['/usr/sbin/sstpc', '/usr/sbin/pppd']) {
+    if (!existsSync(bin)) return { ok: false, reason: `${bin} is missing (apt-get install sstp-client ppp)` };
+  }
+  const missing = guestClientMissing();
+  return missing ? { ok: false, reason: missing } : { ok: true, reason: '' };
+}
+const support = await facility();
+reportSkip('SSTP real-client interop (sstpc + pppd and our client in a qemu guest)', support);
+
+// ---------------------------------------------------------------- our choices
+
+/** The whole guest run, boot included: TCG on shared cores is slow; a bound, not a claim. */
+const GUEST_BUDGET_MS = 420_000;
+/** One scenario from its start marker to the next event. */
+const STEP_MS = 150_000;
+/** The gateway offers EAP first, as the shipped default does, then MS-CHAPv2, then PAP. */
+const SERVER_METHODS = ['eap-mschapv2', 'mschapv2', 'pap'] as const;
+const SHA256 = 2; // HashProtocol.Sha256 (MS-SSTP 2.2.7)
+
+// ---------------------------------------------------------------- what a run records
+
+interface ScenarioRecord {
+  scenario: Scenario;
+  /** Gateway sessions when the guest said "pinged". */
+  atPing: SessionInfo[] | undefined;
+  /** Log records of the gateway from the scenario's start to its end. */
+  logs: LogRecord[];
+  sessions: ServerSessionLog[];
+  /** Whether every gateway session was gone (and the pool empty) after the scenario. */
+  gone: boolean;
+  poolUsed: number;
+  /** Host clock: from "start" to "pinged"/"failed", and from the hang-up to the session gone. */
+  hostConnectMs: number | undefined;
+  hostTeardownMs: number | undefined;
+}
+
+interface Run {
+  result: GuestResult;
+  markers: Marker[];
+  records: Map<string, ScenarioRecord>;
+  build: GuestClientBuild;
+  hostAddr: string;
+}
+
+describe.skipIf(!support.ok)('SSTP interop: sstpc + pppd and our client in a qemu guest, one gateway', () => {
+  const lab = new NetLab();
+  let gw: InteropGateway;
+  let build: GuestClientBuild | undefined;
+  let tmp: string;
+  let run: Run;
+  const pool = () => gw.gateway.ctx.pool('default') as unknown as { used: number };
+
+  beforeAll(async () => {
+    tmp = mkdtempSync(path.join(os.tmpdir(), 'vpngw-sstp-interop-test-'));
+    const link = await createGuestLink(lab, { tag: 'sstp' });
+    const [g, b] = await Promise.all([startInteropGateway(lab, link, { methods: SERVER_METHODS }), buildGuestClient()]);
+    gw = g;
+    build = b;
+    // A certificate with the same name and another key: what a man in the middle would present.
+    const impostor = createSelfSignedCertificate({ commonName: link.hostAddr, altNames: [link.hostAddr] });
+    const impostorFile = path.join(tmp, 'impostor.pem');
+    writeFileSync(impostorFile, impostor.certPem);
+    const ms = INTEROP_USERS.ms;
+    const pap = INTEROP_USERS.pap;
+    const noEap = ['refuse-eap'];
+    const onlyMsChapV2 = [...noEap, 'refuse-pap', 'refuse-chap', 'refuse-mschap'];
+    const sstpc: SstpcScenario[] = [
+      { kind: 'sstpc', name: 'sstpc-mschapv2', unit: 0, user: ms.name, password: ms.password, ca: gw.certFile, teardown: 'pppd', pppd: onlyMsChapV2, expect: 'connect', method: 'mschapv2' },
+      { kind: 'sstpc', name: 'sstpc-pap', unit: 1, user: pap.name, password: pap.password, ca: gw.certFile, teardown: 'server', pppd: [...noEap, 'refuse-chap', 'refuse-mschap', 'refuse-mschap-v2'], expect: 'connect', method: 'pap' },
+      { kind: 'sstpc', name: 'sstpc-eap-mschapv2', unit: 2, user: ms.name, password: ms.password, ca: gw.certFile, teardown: 'sstpc', pppd: ['refuse-pap', 'refuse-chap', 'refuse-mschap', 'refuse-mschap-v2'], expect: 'connect', method: 'eap-mschapv2' },
+      { kind: 'sstpc', name: 'sstpc-wrong-ca', unit: 3, user: ms.name, password: ms.password, ca: impostorFile, teardown: 'sstpc', pppd: onlyMsChapV2, expect: 'fail' },
+    ];
+    const client = (name: string, method: ClientScenario['method'], n: number, extra: Partial<ClientScenario> = {}): ClientScenario => ({
+      kind: 'client',
+      name,
+      method,
+      user: method === 'pap' ? pap.name : ms.name,
+      password: method === 'pap' ? pap.password : ms.password,
+      fingerprint: gw.fingerprint,
+      tun: `vpngwc${n}`,
+      teardown: 'client',
+      expect: 'connect',
+      ...extra,
+    });
+    const clients: ClientScenario[] = [
+      client('client-mschapv2', 'mschapv2', 0),
+      client('client-pap', 'pap', 1),
+      client('client-eap-mschapv2', 'eap-mschapv2', 2),
+      client('client-wrong-pin', 'mschapv2', 3, { fingerprint: fingerprint256(impostor.der), expect: 'fail' }),
+    ];
+
+    const g0 = await startGuest({
+      ...link,
+      defaultRoute: false,
+      timeoutMs: GUEST_BUDGET_MS,
+      memoryMb: 768,
+      // ppp_deflate and bsd_comp: pppd then offers CCP, as on a stock system, and meets the gateway's answer.
+      modules: [...PPP_MODULES, 'ppp_deflate', 'bsd_comp', 'tun', 'sch_netem'],
+      files: [{ path: PPP_OPTIONS_PATH, content: '' }],
+      env: {
+        SERVER: gw.address,
+        GW_INNER: gw.inner.gateway,
+        CLIENT_JS: build.entry,
+        SSTP_SERVER: gw.address,
+        SSTP_PING: gw.inner.gateway,
+        SSTP_RUNS: JSON.stringify(clients.map(({ kind: _k, teardown: _t, ...r }) => r)),
+        ...(process.env.VPNGW_TEST_LOG ? { SSTP_LOG: 'debug' } : {}),
+      },
+      script: guestScript(sstpc, true),
+    });
+    try {
+      const records = new Map<string, ScenarioRecord>();
+      for (const s of [...sstpc, ...clients]) records.set(s.name, await drive(g0, s));
+      const result = await g0.result;
+      run = { result, markers: markers(result.output), records, build, hostAddr: link.hostAddr };
+    } catch (e) {
+      g0.kill('the test failed');
+      await g0.result.catch(() => undefined);
+      throw e;
+    }
+  }, GUEST_BUDGET_MS + 120_000);
+
+  afterAll(async () => {
+    if (run) printTimings(run);
+    await gw?.close();
+    await lab.cleanup();
+    build?.remove();
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  /** Follow one scenario in the guest, look at the gateway at "pinged", hang up or let the guest do it. */
+  async function drive(g: GuestHandle, s: Scenario): Promise<ScenarioRecord> {
+    const from = gw.logs.length;
+    const esc = s.name.replace(/[-]/g, '\\-');
+    await g.waitForOutput(new RegExp(`^@@ ${esc} start$`, 'm'), STEP_MS);
+    const t0 = performance.now();
+    const first = await g.waitForOutput(new RegExp(`^@@ ${esc} (pinged|not-connected|failed|exited)\\b`, 'm'), STEP_MS);
+    const hostConnectMs = performance.now() - t0;
+    let atPing: SessionInfo[] | undefined;
+    let t1 = performance.now();
+    let kill: Promise<boolean> | undefined;
+    if (first[1] === 'pinged') {
+      atPing = gw.gateway.sessions.list();
+      t1 = performance.now();
+      if (s.teardown === 'server') kill = gw.gateway.sessions.kill(atPing[0]?.id ?? '', 'interop: the gateway hangs up');
+      else writeFileSync(path.join(g.shareDir, `go-${s.name}`), '');
+    }
+    await g.waitForOutput(new RegExp(`^@@ ${esc} (exited|closed|failed)\\b`, 'm'), STEP_MS);
+    let gone = true;
+    await waitUntil(() => gw.gateway.sessions.size === 0, 30_000, `the gateway sessions of ${s.name} to go`).catch(() => (gone = false));
+    const hostTeardownMs = first[1] === 'pinged' ? performance.now() - t1 : undefined;
+    await kill;
+    const logs = gw.logs.slice(from);
+    return { scenario: s, atPing, logs, sessions: serverSessions(logs), gone, poolUsed: pool().used, hostConnectMs, hostTeardownMs };
+  }
+
+  const rec = (name: string): ScenarioRecord => {
+    const r = run.records.get(name);
+    if (!r) throw new Error(`no record of ${name}`);
+    return r;
+  };
+  const mk = (name: string, event: string): Marker => {
+    const m = marker(run.markers, name, event);
+    if (!m) throw new Error(`no "@@ ${name} ${event}" marker in the guest output:\n${run.result.output.slice(-6000)}`);
+    return m;
+  };
+  const inInner = (a: string | null | undefined) => !!a && a.startsWith(gw.inner.subnet.network.replace(/\.0$/, '.')) && a !== gw.inner.gateway;
+
+  /** What every connected scenario shares: address from the pool, ping through the tunnel, the gateway's view. */
+  function checkConnected(name: string, user: string, method: string): { session: ServerSessionLog; address: string } {
+    const r = rec(name);
+    const pinged = mk(name, 'pinged');
+    expect(pinged.args[0], `${name}: ping status\n${run.result.output.slice(-4000)}`).toBe('0');
+    // The gateway at that moment: one SSTP session, up, this user, the address the client has, traffic counted.
+    expect(r.atPing).toHaveLength(1);
+    const live = r.atPing![0]!;
+    expect(live).toMatchObject({ protocol: 'sstp', user, state: 'up' });
+    expect(inInner(live.innerAddress), `inner address ${live.innerAddress}`).toBe(true);
+    // Three echo requests and three replies of 84 octets went through the data plane.
+    expect(live.bytesIn).toBeGreaterThanOrEqual(3 * 84);
+    expect(live.bytesOut).toBeGreaterThanOrEqual(3 * 84);
+    // Its log: authenticated with the expected method, crypto binding verified, session up with that address.
+    const up = r.sessions.filter((s) => s.upAddress !== undefined);
+    expect(up).toHaveLength(1);
+    const session = up[0]!;
+    expect(session.user).toBe(user);
+    expect(session.method).toBe(method);
+    expect(session.binding).toBe('SHA-256');
+    expect(session.upAddress).toBe(live.innerAddress);
+    // Afterwards: gone, address back in the pool.
+    expect(r.gone).toBe(true);
+    expect(r.poolUsed).toBe(0);
+    return { session, address: live.innerAddress! };
+  }
+
+  function checkSstpc(name: string, user: string, method: string) {
+    const { session, address } = checkConnected(name, user, method);
+    const connected = mk(name, 'connected');
+    expect(connected.args[1]).toBe(address);
+    const exited = mk(name, 'exited');
+    expect(exited.args[1], `${name}: sstpc had to be killed`).toBe('0');
+    const pppd = pppdNegotiation(section(run.result.output, name, 'pppd'));
+    expect(pppd.local).toBe(address);
+    expect(pppd.remote).toBe(gw.inner.gateway);
+    expect(pppd.dns).toBe(gw.inner.subnet.host(53));
+    const sstpcLog = section(run.result.output, name, 'sstpc');
+    expect(sstpcLog).toMatch(/Sending Connected Message/);
+    expect(sstpcLog).toMatch(/Connection Established/);
+    expect(sstpcLog).not.toMatch(/certificate|verification/i);
+    return { session, pppd, sstpcLog, exited };
+  }
+
+  it('sstpc with MS-CHAPv2: LCP Nak from EAP to MS-CHAPv2, crypto binding from the MPPE keys, ping, pppd hangs up', () => {
+    const { session, pppd } = checkSstpc('sstpc-mschapv2', INTEROP_USERS.ms.name, 'mschapv2');
+    // The gateway offered EAP; pppd (refuse-eap) asked for CHAP with MS-CHAPv2; the gateway took it.
+    expect(pppd.packets.join('\n')).toMatch(/rcvd \[LCP ConfReq id=0x[0-9a-f]+ <mru 1400> <auth eap> <magic 0x[0-9a-f]+>\]\nsent \[LCP ConfNak id=0x[0-9a-f]+ <auth chap MS-v2>\]/);
+    expect(pppd.packets).toContainEqual(expect.stringMatching(/^sent \[LCP ConfAck id=0x[0-9a-f]+ <mru 1400> <auth chap MS-v2> <magic 0x[0-9a-f]+>\]$/));
+    expect(pppd.auth).toBe('CHAP authentication succeeded');
+    checkCcpAndIpcp(pppd);
+    // pppd's LCP Terminate-Request ended PPP; the gateway closed the call.
+    expect(pppd.packets).toContainEqual(expect.stringMatching(/^sent \[LCP TermReq/));
+    expect(session.pppDown?.reason).toBe('peer-terminated');
+  });
+
+  it('sstpc with PAP: LCP Nak to PAP, the zero-HLAK crypto binding, ping; the gateway hangs up and sstpc leaves on its own', () => {
+    const { session, pppd, sstpcLog } = checkSstpc('sstpc-pap', INTEROP_USERS.pap.name, 'pap');
+    expect(pppd.packets).toContainEqual(expect.stringMatching(/^sent \[LCP ConfNak id=0x[0-9a-f]+ <auth pap>\]$/));
+    expect(pppd.auth).toBe('PAP authentication succeeded');
+    checkCcpAndIpcp(pppd);
+    // The gateway's LCP Terminate-Request reached pppd, which acknowledged it; then the gateway's
+    // SSTP Call Disconnect, which sstpc acknowledged (it then exits with status 255 whatever the status).
+    expect(pppd.packets).toContainEqual(expect.stringMatching(/^rcvd \[LCP TermReq id=0x[0-9a-f]+ "admin"\]$/));
+    expect(pppd.packets).toContainEqual(expect.stringMatching(/^sent \[LCP TermAck/));
+    expect(sstpcLog).toMatch(/Sending Disconnect Ack Message/);
+    expect(session.pppDown?.reason).toBe('admin');
+    expect(session.callClosed).toMatchObject({ reason: 'disconnected', initiator: 'local' });
+  });
+
+  it('sstpc with EAP-MSCHAPv2 (Debian 12 pppd is an EAP-MSCHAPv2 peer): the MSK-derived HLAK verifies; sstpc killed', () => {
+    const { session, pppd } = checkSstpc('sstpc-eap-mschapv2', INTEROP_USERS.ms.name, 'eap-mschapv2');
+    expect(pppd.packets).toContainEqual(expect.stringMatching(/^sent \[LCP ConfAck id=0x[0-9a-f]+ <mru 1400> <auth eap> <magic 0x[0-9a-f]+>\]$/));
+    const eap = pppd.packets.filter((l) => l.includes('[EAP'));
+    expect(eap.map((l) => l.replace(/ id=0x[0-9a-f]+/, '').replace(/<[0-9a-f]{32,}>/g, '<hex>').replace(/S=[0-9A-F]{40}/, 'S=<40 hex>'))).toEqual([
+      'rcvd [EAP Request Identity <No message>]',
+      `sent [EAP Response Identity <Name "${INTEROP_USERS.ms.name}">]`,
+      'rcvd [EAP Request MSCHAPv2 Challenge <hex>, <Name "vpngw">]',
+      `sent [EAP Response MSCHAPv2 Response <hex>, <Name "${INTEROP_USERS.ms.name}">]`,
+      'rcvd [EAP Request MSCHAPv2 Success <Message "S=<40 hex> M=Access granted">...]',
+      'sent [EAP Response MSCHAPv2 Success]',
+      'rcvd [EAP Success]',
+    ]);
+    // RFC 3748 4.2: EAP-Success carries the Identifier of the Response it answers (pppd's Success ack).
+    const ack = /^sent \[EAP Response id=(0x[0-9a-f]+) MSCHAPv2 Success\]$/.exec(eap.at(-2) ?? '');
+    expect(eap.at(-1)).toBe(`rcvd [EAP Success id=${ack?.[1]}]`);
+    expect(pppd.auth).toBe('EAP authentication succeeded');
+    checkCcpAndIpcp(pppd);
+    // Killed sstpc closes TLS without an SSTP Call Disconnect: the gateway sees the transport go.
+    expect(session.callClosed).toMatchObject({ reason: 'transport-closed', initiator: 'peer' });
+  });
+
+  it('sstpc verifying against another certificate of the same name refuses the gateway: no session comes up', () => {
+    const r = rec('sstpc-wrong-ca');
+    expect(mk('sstpc-wrong-ca', 'not-connected')).toBeDefined();
+    expect(mk('sstpc-wrong-ca', 'exited').args[0]).not.toBe('0');
+    expect(section(run.result.output, 'sstpc-wrong-ca', 'sstpc')).toMatch(/Verification of server certificate failed/);
+    expect(r.sessions.filter((s) => s.upAddress !== undefined || s.user !== undefined)).toEqual([]);
+    expect(r.gone).toBe(true);
+    expect(r.poolUsed).toBe(0);
+  });
+
+  function checkClient(name: string, user: string, method: string) {
+    const { session, address } = checkConnected(name, user, method);
+    const c = JSON.parse(mk(name, 'connected').args[1]!) as { ipv4: string; gateway: string; dns: string[]; mtu: number; hashProtocol: number };
+    expect(c).toMatchObject({ ipv4: address, gateway: gw.inner.gateway, dns: [gw.inner.subnet.host(53)], mtu: 1400, hashProtocol: SHA256 });
+    const closed = JSON.parse(mk(name, 'closed').args[1]!) as { initiator: string; call: string; ppp: string; go: boolean };
+    expect(closed).toEqual({ initiator: 'local', call: 'disconnected', ppp: 'admin', go: true });
+    // The gateway saw the proper end: LCP Terminate from the client, then SSTP Call Disconnect.
+    expect(session.pppDown?.reason).toBe('peer-terminated');
+    expect(session.callClosed?.reason).toBe('disconnected');
+  }
+
+  it('our client in the guest with MS-CHAPv2 (pinned SHA-256 fingerprint): connects, pings, disconnects properly', () => {
+    checkClient('client-mschapv2', INTEROP_USERS.ms.name, 'mschapv2');
+  });
+
+  it('our client in the guest with PAP (zero-HLAK binding)', () => {
+    checkClient('client-pap', INTEROP_USERS.pap.name, 'pap');
+  });
+
+  it('our client in the guest with EAP-MSCHAPv2', () => {
+    checkClient('client-eap-mschapv2', INTEROP_USERS.ms.name, 'eap-mschapv2');
+  });
+
+  it('our client pinning another certificate refuses the gateway before HTTP', () => {
+    const r = rec('client-wrong-pin');
+    const failed = JSON.parse(mk('client-wrong-pin', 'failed').args[1]!) as { code: string; message: string };
+    expect(failed.code).toBe('ERR_TLS');
+    expect(failed.message).toMatch(/fingerprint .* is not the pinned/);
+    expect(r.sessions.filter((s) => s.upAddress !== undefined || s.user !== undefined)).toEqual([]);
+    expect(r.gone).toBe(true);
+  });
+
+  it('the guest ran every scenario to the end; the gateway holds no session and no address', () => {
+    expect(run.result.exitCode).toBe(0);
+    expect(mk('client', 'exited').args[0], section(run.result.output, 'client', 'stderr').slice(-4000)).toBe('0');
+    expect(marker(run.markers, 'all', 'done')).toBeDefined();
+    expect(gw.gateway.sessions.size).toBe(0);
+    expect(pool().used).toBe(0);
+  });
+});
+
+/** CCP and IPCP as the gateway answers pppd (same for every method). */
+function checkCcpAndIpcp(p: ReturnType<typeof pppdNegotiation>): void {
+  // pppd offers Deflate and BSD-Compress; SSTP runs over TLS, the gateway Protocol-Rejects CCP.
+  expect(p.packets).toContainEqual(expect.stringMatching(/^sent \[CCP ConfReq id=0x[0-9a-f]+ <deflate 15> <deflate\(old#\) 15> <bsd v1 15>\]$/));
+  expect(p.ccp).toBe("Protocol-Reject for 'Compression Control Protocol' (0x80fd) received");
+  // IPCP: VJ compression and a second DNS server rejected, address and DNS Nak'd with the pool's and the configured ones.
+  expect(p.packets).toContainEqual(expect.stringMatching(/^rcvd \[IPCP ConfRej id=0x[0-9a-f]+ <compress VJ 0f 01> <ms-dns2 0\.0\.0\.0>\]$/));
+  expect(p.packets).toContainEqual(expect.stringMatching(/^rcvd \[IPCP ConfNak id=0x[0-9a-f]+ <addr [\d.]+> <ms-dns1 [\d.]+>\]$/));
+  expect(p.packets).toContainEqual(expect.stringMatching(/^rcvd \[IPCP ConfAck id=0x[0-9a-f]+ <addr [\d.]+> <ms-dns1 [\d.]+>\]$/));
+  // IPV6CP is not offered by this gateway configuration: Protocol-Reject.
+  expect(p.ipv6cp).toBe("Protocol-Reject for 'IPv6 Control Protocol' (0x8057) received");
+}
+
+function printTimings(run: Run): void {
+  const r = run.result;
+  const rows: string[][] = [['scenario', 'outcome', 'connect', 'ping', 'hang-up', 'attempts', 'gw set-up', 'host: start->pinged', 'hang-up->gone']];
+  for (const [name, rec] of run.records) {
+    const m = (ev: string) => marker(run.markers, name, ev);
+    const ms = (v: string | number | undefined) => (v === undefined ? '-' : `${typeof v === 'number' ? v.toFixed(0) : v} ms`);
+    const refused = m('failed')?.args[0] ?? m('not-connected')?.args[0];
+    const end = rec.scenario.kind === 'sstpc' ? m('exited')?.args[2] : m('closed')?.args[0];
+    const setup = rec.sessions.find((s) => s.setupSeconds !== undefined)?.setupSeconds;
+    rows.push([
+      name,
+      refused !== undefined ? 'refused' : m('pinged')?.args[0] === '0' ? 'pinged' : 'no ping',
+      refused !== undefined ? ms(refused) : ms(m('connected')?.args[0]),
+      ms(m('pinged')?.args[1]),
+      ms(end),
+      rec.scenario.kind === 'sstpc' ? (m('exited')?.args[3] ?? '-') : '1',
+      ms(setup === undefined ? undefined : setup * 1000),
+      ms(rec.hostConnectMs),
+      ms(rec.hostTeardownMs),
+    ]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  const table = rows.map((row) => row.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '));
+  const client = marker(run.markers, 'client', 'exited')?.args[2];
+  process.stderr.write(
+    [
+      '',
+      '  SSTP interop timings (TCG guest on 2 shared cores; guest clock unless marked host; no speed is asserted):',
+      `    guest boot-to-command ${r.bootMs.toFixed(0)} ms (${r.pvh ? 'PVH vmlinux' : 'bzImage'}), whole guest run ${(r.totalMs / 1000).toFixed(1)} s`,
+      `    our client compiled for the guest in ${run.build.ms.toFixed(0)} ms; its node process ran ${client ?? '?'} ms for all its runs`,
+      ...table.map((l) => `    ${l}`),
+      '',
+    ].join('\n'),
+  );
+}
