@@ -119,6 +119,23 @@ describe('SSTP crypto binding against ../shared/vectors/sstp_crypto_binding.json
     });
   }
 
+  it('a Call Connected bound with a zero HLAK after a key-deriving authentication is refused, and the message says so', () => {
+    const zero = vectors.find((v) => v.id === 'derived-zero-hlak-sha256')!;
+    const keyed = vectors.find((v) => v.id === 'derived-mschapv2-rfc2759-sha256')!;
+    const expect_ = { nonce: fromHex(zero.nonce), offeredHashProtocols: 3, certHashes: hashesFor(zero), hlak: fromHex(keyed.hlak) };
+    const r = verifyCallConnected(fromHex(zero.call_connected), expect_);
+    expect(r).toEqual({ ok: false, reason: 'compound-mac', message: expect.stringMatching(/it does with a zero HLAK/) });
+    // Any other wrong MAC gets the plain message; and a zero HLAK where PPP derived none verifies.
+    const other = verifyCallConnected(fromHex(keyed.call_connected), {
+      nonce: fromHex(keyed.nonce),
+      offeredHashProtocols: 3,
+      certHashes: hashesFor(keyed),
+      hlak: new Uint8Array(32).fill(1),
+    });
+    expect(other).toEqual({ ok: false, reason: 'compound-mac', message: 'Compound MAC does not verify' });
+    expect(verifyCallConnected(fromHex(zero.call_connected), { ...expect_, hlak: new Uint8Array(32) })).toEqual({ ok: true, hashProtocol: 2 });
+  });
+
   it('MS-CHAPv2 HLAK is client MasterSendKey | client MasterReceiveKey', () => {
     for (const v of vectors) {
       const send = v.client_master_send_key ?? v.client_mppe_send_key;

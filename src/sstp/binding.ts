@@ -178,9 +178,23 @@ export function verifyCallConnected(raw: Uint8Array, expect: BindingExpectation)
     return { ok: false, reason: 'cert-hash', message: 'certificate hash does not match our certificate' };
   }
   // "contains a valid Compound MAC", computed with the server's HLAK.
-  const mac = compoundMac(deriveCmk(expect.hlak, b.hashProtocol), zeroCompoundMac(raw), b.hashProtocol);
-  if (!equalCt(b.compoundMac.subarray(0, spec.length), mac)) {
-    return { ok: false, reason: 'compound-mac', message: 'Compound MAC does not verify' };
+  const zeroed = zeroCompoundMac(raw);
+  const received = b.compoundMac.subarray(0, spec.length);
+  const mac = compoundMac(deriveCmk(expect.hlak, b.hashProtocol), zeroed, b.hashProtocol);
+  if (!equalCt(received, mac)) {
+    // Refused all the same; the message says when the client bound with a zero HLAK although its
+    // authentication derived keys (reported of Windows clients with EAP-MSCHAPv2, where 3.2.5.2.4
+    // asks for the MSK): an operator then knows which side to look at.
+    const zeroKey = new Uint8Array(HLAK_LEN);
+    const zeroHlak =
+      !equalCt(expect.hlak, zeroKey) && equalCt(received, compoundMac(deriveCmk(zeroKey, b.hashProtocol), zeroed, b.hashProtocol));
+    return {
+      ok: false,
+      reason: 'compound-mac',
+      message: zeroHlak
+        ? 'Compound MAC does not verify with the HLAK of the PPP authentication; it does with a zero HLAK (the client used no keys from its authentication)'
+        : 'Compound MAC does not verify',
+    };
   }
   return { ok: true, hashProtocol: b.hashProtocol as HashProtocol };
 }
