@@ -71,6 +71,8 @@ export interface InteropGateway {
 export interface InteropGatewayOptions {
   /** Server methods in order of preference (default: MS-CHAPv2, EAP-MSCHAPv2, PAP). */
   methods?: readonly AuthMethod[];
+  /** SSTP Hello interval (config sstp.helloInterval), e.g. '2s'; default the config's. */
+  helloInterval?: string;
   /** Also echo the log to stderr (VPNGW_TEST_LOG=1 does too). */
   echoLog?: boolean;
 }
@@ -121,7 +123,7 @@ pools:
 users: {file: users.yaml, demoUser: false}
 auth: {sstp: [${methods.join(', ')}]}
 dns: {primary: ${inner.host(53)}}
-sstp: {listen: ${link.hostAddr}, port: 443}
+sstp: {listen: ${link.hostAddr}, port: 443${opts.helloInterval ? `, helloInterval: ${opts.helloInterval}` : ''}}
 limits: {maxSessionsPerUser: 4, maxHalfOpenPerSource: 16, authFailuresPerSourcePerMinute: 100}
 admin: {enabled: false}
 log: {level: debug}

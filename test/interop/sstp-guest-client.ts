@@ -16,6 +16,8 @@
  *   @@ <name> start
  *   @@ <name> connected <ms> <json: ipv4, gateway, dns, mtu, hashProtocol, setupMs>
  *   @@ <name> pinged <ping status> <ms>     (ping's own output follows)
+ *   @@ <name> bigpinged <ping status>        (1400-octet packets, unfragmented)
+ *   @@ <name> held <seconds>                 (after idling, for keepalives)
  *   ... waits until the host creates SSTP_GO_DIR/go-<name> ...
  *   @@ <name> closed <ms> <json: initiator, call, ppp>
  * or, when the connection fails:
@@ -40,6 +42,8 @@ export interface GuestClientRun {
   tun: string;
   /** 'connect' (default): connect, ping, close; 'fail': the connection must be refused. */
   expect?: 'connect' | 'fail';
+  /** Seconds the tunnel stays idle after the pings, for keepalives to happen. */
+  holdSeconds?: number;
 }
 
 // Our choices: bounds for a slow emulated guest on shared cores, never speed claims.
@@ -57,10 +61,13 @@ function mark(name: string, event: string, ...data: unknown[]): void {
   process.stdout.write(`@@ ${name} ${event}${rest ? ` ${rest}` : ''}\n`);
 }
 
+/** ICMP payload of the large pings: 1372 + 8 + 20 = 1400, the tunnel MTU. */
+const BIG_PING_PAYLOAD = 1372;
+
 /** `ping` through the TUN device, without blocking the event loop the data plane runs on. */
-function ping(dev: string, address: string): Promise<{ status: number; output: string }> {
+function ping(dev: string, address: string, extra: readonly string[] = ['-c', '3']): Promise<{ status: number; output: string }> {
   return new Promise((resolve) => {
-    execFile('ping', ['-c', '3', '-i', '0.3', '-W', '3', '-I', dev, address], { timeout: 30_000 }, (err, stdout, stderr) => {
+    execFile('ping', [...extra, '-i', '0.3', '-W', '3', '-I', dev, address], { timeout: 30_000 }, (err, stdout, stderr) => {
       const code = (err as { code?: unknown } | null)?.code;
       resolve({ status: err ? (typeof code === 'number' ? code : 1) : 0, output: stdout + stderr });
     });
@@ -112,11 +119,16 @@ async function runOne(r: GuestClientRun, log: Logger): Promise<boolean> {
   const p = await ping(r.tun, env('SSTP_PING'));
   mark(r.name, 'pinged', p.status, Math.round(performance.now() - p0));
   process.stdout.write(p.output.endsWith('\n') ? p.output : `${p.output}\n`);
+  const big = await ping(r.tun, env('SSTP_PING'), ['-c', '2', '-s', String(BIG_PING_PAYLOAD), '-M', 'do']);
+  mark(r.name, 'bigpinged', big.status);
+  process.stdout.write(big.output.endsWith('\n') ? big.output : `${big.output}\n`);
+  await new Promise((res) => setTimeout(res, (r.holdSeconds ?? 0) * 1000));
+  mark(r.name, 'held', r.holdSeconds ?? 0);
   const go = await waitForGo(env('SSTP_GO_DIR'), r.name);
   const c0 = performance.now();
   const end = await client.close(go ? 'guest client done' : 'no go from the host');
   mark(r.name, 'closed', Math.round(performance.now() - c0), { initiator: end.initiator, call: end.call?.reason ?? null, ppp: end.ppp?.reason ?? null, go });
-  return r.expect !== 'fail' && p.status === 0 && go;
+  return r.expect !== 'fail' && p.status === 0 && big.status === 0 && go;
 }
 
 async function main(): Promise<number> {

@@ -45,6 +45,8 @@ export interface SstpcScenario {
   expect: 'connect' | 'fail';
   /** The PPP method the server should end up using. */
   method?: string;
+  /** Seconds the tunnel stays idle after the pings, for keepalives to happen. */
+  holdSeconds?: number;
 }
 
 export interface ClientScenario extends GuestClientRun {
@@ -57,6 +59,8 @@ export type Scenario = SstpcScenario | ClientScenario;
 /** Our choices: egress delay of the guest (a LAN-like round trip), and attempts against sstpc's race. */
 export const GUEST_DELAY_MS = 20;
 export const SSTPC_MAX_ATTEMPTS = 4;
+/** ICMP payload of the large pings: 1372 + 8 + 20 = 1400, the MTU of the tunnel. */
+export const BIG_PING_PAYLOAD = 1372;
 
 /** An empty /etc/ppp/options: the host's (auth, lock, crtscts, lcp-echo ...) stays out of the test. */
 export const PPP_OPTIONS_PATH = '/etc/ppp/options';
@@ -77,9 +81,21 @@ mkdir -p /var/run/sstpc
 # A LAN-like round trip: the gateway's answers cannot be there the instant the guest has written.
 tc qdisc add dev "$GUEST_IF" root netem delay ${GUEST_DELAY_MS}ms || echo "netem: no delay on $GUEST_IF"
 
-# sstpc_run NAME UNIT USER PASSWORD CA TEARDOWN [pppd options...]
+# ping_both NAME DEV: three small echoes, then two of the largest packet the MTU (1400) takes, unfragmented.
+ping_both() {
+  t1=$(now)
+  ping -c 3 -i 0.3 -W 3 -I "$2" "$GW_INNER" > "/tmp/ping-$1.log" 2>&1
+  st=$?
+  mark "$1 pinged $st $(since $t1)"
+  cat "/tmp/ping-$1.log"
+  ping -c 2 -i 0.3 -W 3 -s ${BIG_PING_PAYLOAD} -M do -I "$2" "$GW_INNER" > "/tmp/bigping-$1.log" 2>&1
+  mark "$1 bigpinged $?"
+  cat "/tmp/bigping-$1.log"
+}
+
+# sstpc_run NAME UNIT USER PASSWORD CA TEARDOWN HOLD [pppd options...]
 sstpc_run() {
-  name=$1; unit=$2; user=$3; pass=$4; ca=$5; teardown=$6; shift 6
+  name=$1; unit=$2; user=$3; pass=$4; ca=$5; teardown=$6; hold=$7; shift 7
   dev=ppp$unit
   mark "$name start"
   t0=$(now); t2=$t0
@@ -111,12 +127,11 @@ sstpc_run() {
     break
   done
   if [ $up = 1 ]; then
-    mark "$name connected $(since $t0) $(ip -4 -o addr show dev "$dev" | awk '{print $4}')"
-    t1=$(now)
-    ping -c 3 -i 0.3 -W 3 -I "$dev" "$GW_INNER" > "/tmp/ping-$name.log" 2>&1
-    st=$?
-    mark "$name pinged $st $(since $t1)"
-    cat "/tmp/ping-$name.log"
+    mark "$name connected $(since $t0) $(ip -4 -o addr show dev "$dev" | awk '{print $4}') $(cat "/sys/class/net/$dev/mtu")"
+    ping_both "$name" "$dev"
+    # Idle for a while: keepalives (SSTP Hello/Echo, LCP Echo) have to be answered by both sides.
+    sleep "$hold"
+    mark "$name held $hold"
     case $teardown in
       pppd) waitgo "$name"; t2=$(now); kill -TERM "$(cat "/var/run/$dev.pid")" ;;
       sstpc) waitgo "$name"; t2=$(now); kill -TERM $pid ;;
@@ -139,7 +154,7 @@ sstpc_run() {
 }
 `);
   for (const s of sstpc) {
-    L.push(['sstpc_run', s.name, String(s.unit), s.user, s.password, s.ca, s.teardown, ...s.pppd].map(shq).join(' '));
+    L.push(['sstpc_run', s.name, String(s.unit), s.user, s.password, s.ca, s.teardown, String(s.holdSeconds ?? 0), ...s.pppd].map(shq).join(' '));
   }
   if (withClient) {
     L.push(String.raw`

@@ -17,12 +17,16 @@
  * crypto binding verified, method) and then lets the guest hang up, or hangs
  * up itself from the server side. Scenarios:
  *
- *   sstpc-mschapv2       gateway offers EAP first, pppd refuses EAP (LCP Nak) -> MS-CHAPv2; HLAK from the
- *                        MPPE keys; pppd hangs up (LCP Terminate from the client)
- *   sstpc-pap            pppd refuses EAP and CHAP -> PAP (zero HLAK); the gateway hangs up
- *   sstpc-eap-mschapv2   pppd accepts EAP: EAP-MSCHAPv2 (Debian's pppd 2.4.9 has it as a peer); sstpc killed
- *   sstpc-wrong-ca       sstpc verifies against another certificate with the same name: refused
- *   client-*             our client, MS-CHAPv2, PAP, EAP-MSCHAPv2 (pinned SHA-256), and a wrong pin
+ *   sstpc-mschapv2        gateway offers EAP first, pppd refuses EAP (LCP Nak) -> MS-CHAPv2; HLAK from the
+ *                         MPPE keys; pppd's LCP echoes every second answered through an idle hold; pppd hangs up
+ *   sstpc-pap             pppd refuses EAP and CHAP -> PAP (zero HLAK); idle hold: the gateway's SSTP Hello
+ *                         Echo Requests answered by sstpc; the gateway hangs up (LCP Terminate, Call Disconnect)
+ *   sstpc-eap-mschapv2    pppd accepts EAP: EAP-MSCHAPv2 (Debian's pppd 2.4.9 has it as a peer); sstpc killed
+ *   sstpc-wrong-password  MS-CHAPv2 Failure E=691 understood by pppd; nothing left on the gateway
+ *   sstpc-wrong-ca        sstpc verifies against another certificate with the same name: refused
+ *   client-*              our client: MS-CHAPv2 (with an idle hold: SSTP echoes), PAP, EAP-MSCHAPv2, each with a
+ *                         pinned SHA-256 fingerprint; and a wrong pin
+ *   every connected one:  3 pings and 2 of 1400 octets (the MTU, DF set) through the tunnel
  *
  * Timings (boot, connect, ping, teardown per scenario) are printed; no speed
  * is asserted. Skipped loudly without root, qemu, a kernel with modules,
@@ -76,6 +80,9 @@ const GUEST_BUDGET_MS = 420_000;
 const STEP_MS = 150_000;
 /** The gateway offers EAP first, as the shipped default does, then MS-CHAPv2, then PAP. */
 const SERVER_METHODS = ['eap-mschapv2', 'mschapv2', 'pap'] as const;
+/** A short SSTP Hello interval: an idle tunnel gets an SSTP Echo Request within a hold of a few seconds. */
+const HELLO = '2s';
+const HOLD_S = 4;
 const SHA256 = 2; // HashProtocol.Sha256 (MS-SSTP 2.2.7)
 
 // ---------------------------------------------------------------- what a run records
@@ -114,7 +121,7 @@ describe.skipIf(!support.ok)('SSTP interop: sstpc + pppd and our client in a qem
   beforeAll(async () => {
     tmp = mkdtempSync(path.join(os.tmpdir(), 'vpngw-sstp-interop-test-'));
     const link = await createGuestLink(lab, { tag: 'sstp' });
-    const [g, b] = await Promise.all([startInteropGateway(lab, link, { methods: SERVER_METHODS }), buildGuestClient()]);
+    const [g, b] = await Promise.all([startInteropGateway(lab, link, { methods: SERVER_METHODS, helloInterval: HELLO }), buildGuestClient()]);
     gw = g;
     build = b;
     // A certificate with the same name and another key: what a man in the middle would present.
@@ -126,10 +133,13 @@ describe.skipIf(!support.ok)('SSTP interop: sstpc + pppd and our client in a qem
     const noEap = ['refuse-eap'];
     const onlyMsChapV2 = [...noEap, 'refuse-pap', 'refuse-chap', 'refuse-mschap'];
     const sstpc: SstpcScenario[] = [
-      { kind: 'sstpc', name: 'sstpc-mschapv2', unit: 0, user: ms.name, password: ms.password, ca: gw.certFile, teardown: 'pppd', pppd: onlyMsChapV2, expect: 'connect', method: 'mschapv2' },
-      { kind: 'sstpc', name: 'sstpc-pap', unit: 1, user: pap.name, password: pap.password, ca: gw.certFile, teardown: 'server', pppd: [...noEap, 'refuse-chap', 'refuse-mschap', 'refuse-mschap-v2'], expect: 'connect', method: 'pap' },
+      // pppd sends LCP Echo-Requests every second while the tunnel idles: the gateway must answer them.
+      { kind: 'sstpc', name: 'sstpc-mschapv2', unit: 0, user: ms.name, password: ms.password, ca: gw.certFile, teardown: 'pppd', pppd: [...onlyMsChapV2, 'lcp-echo-interval', '1', 'lcp-echo-failure', '2'], expect: 'connect', method: 'mschapv2', holdSeconds: HOLD_S },
+      // pppd quiet while idle: the gateway's Hello timer sends SSTP Echo Requests, sstpc must answer.
+      { kind: 'sstpc', name: 'sstpc-pap', unit: 1, user: pap.name, password: pap.password, ca: gw.certFile, teardown: 'server', pppd: [...noEap, 'refuse-chap', 'refuse-mschap', 'refuse-mschap-v2'], expect: 'connect', method: 'pap', holdSeconds: HOLD_S },
       { kind: 'sstpc', name: 'sstpc-eap-mschapv2', unit: 2, user: ms.name, password: ms.password, ca: gw.certFile, teardown: 'sstpc', pppd: ['refuse-pap', 'refuse-chap', 'refuse-mschap', 'refuse-mschap-v2'], expect: 'connect', method: 'eap-mschapv2' },
-      { kind: 'sstpc', name: 'sstpc-wrong-ca', unit: 3, user: ms.name, password: ms.password, ca: impostorFile, teardown: 'sstpc', pppd: onlyMsChapV2, expect: 'fail' },
+      { kind: 'sstpc', name: 'sstpc-wrong-password', unit: 3, user: ms.name, password: 'not the password', ca: gw.certFile, teardown: 'sstpc', pppd: onlyMsChapV2, expect: 'fail' },
+      { kind: 'sstpc', name: 'sstpc-wrong-ca', unit: 4, user: ms.name, password: ms.password, ca: impostorFile, teardown: 'sstpc', pppd: onlyMsChapV2, expect: 'fail' },
     ];
     const client = (name: string, method: ClientScenario['method'], n: number, extra: Partial<ClientScenario> = {}): ClientScenario => ({
       kind: 'client',
@@ -144,7 +154,7 @@ describe.skipIf(!support.ok)('SSTP interop: sstpc + pppd and our client in a qem
       ...extra,
     });
     const clients: ClientScenario[] = [
-      client('client-mschapv2', 'mschapv2', 0),
+      client('client-mschapv2', 'mschapv2', 0, { holdSeconds: HOLD_S }),
       client('client-pap', 'pap', 1),
       client('client-eap-mschapv2', 'eap-mschapv2', 2),
       client('client-wrong-pin', 'mschapv2', 3, { fingerprint: fingerprint256(impostor.der), expect: 'fail' }),
@@ -202,6 +212,7 @@ describe.skipIf(!support.ok)('SSTP interop: sstpc + pppd and our client in a qem
     let kill: Promise<boolean> | undefined;
     if (first[1] === 'pinged') {
       atPing = gw.gateway.sessions.list();
+      await g.waitForOutput(new RegExp(`^@@ ${esc} held\\b`, 'm'), STEP_MS);
       t1 = performance.now();
       if (s.teardown === 'server') kill = gw.gateway.sessions.kill(atPing[0]?.id ?? '', 'interop: the gateway hangs up');
       else writeFileSync(path.join(g.shareDir, `go-${s.name}`), '');
@@ -232,6 +243,8 @@ describe.skipIf(!support.ok)('SSTP interop: sstpc + pppd and our client in a qem
     const r = rec(name);
     const pinged = mk(name, 'pinged');
     expect(pinged.args[0], `${name}: ping status\n${run.result.output.slice(-4000)}`).toBe('0');
+    // 1400-octet packets both ways, unfragmented: the tunnel MTU holds end to end.
+    expect(mk(name, 'bigpinged').args[0], `${name}: large ping status`).toBe('0');
     // The gateway at that moment: one SSTP session, up, this user, the address the client has, traffic counted.
     expect(r.atPing).toHaveLength(1);
     const live = r.atPing![0]!;
@@ -258,6 +271,8 @@ describe.skipIf(!support.ok)('SSTP interop: sstpc + pppd and our client in a qem
     const { session, address } = checkConnected(name, user, method);
     const connected = mk(name, 'connected');
     expect(connected.args[1]).toBe(address);
+    // pppd took the gateway's MRU as the interface MTU.
+    expect(connected.args[2]).toBe('1400');
     const exited = mk(name, 'exited');
     expect(exited.args[1], `${name}: sstpc had to be killed`).toBe('0');
     const pppd = pppdNegotiation(section(run.result.output, name, 'pppd'));
@@ -278,6 +293,13 @@ describe.skipIf(!support.ok)('SSTP interop: sstpc + pppd and our client in a qem
     expect(pppd.packets).toContainEqual(expect.stringMatching(/^sent \[LCP ConfAck id=0x[0-9a-f]+ <mru 1400> <auth chap MS-v2> <magic 0x[0-9a-f]+>\]$/));
     expect(pppd.auth).toBe('CHAP authentication succeeded');
     checkCcpAndIpcp(pppd);
+    // pppd sent an LCP Echo-Request every second through the idle hold and would have declared the link
+    // dead after two unanswered ones ("No response to 2 echo-requests"); it was still up when told to stop.
+    // (pppd stops printing echo packets once the link is up, so the log shows only the first pair.)
+    expect(pppd.packets).toContainEqual(expect.stringMatching(/^sent \[LCP EchoReq id=0x0 magic=0x[0-9a-f]+\]$/));
+    expect(pppd.packets).toContainEqual(expect.stringMatching(/^rcvd \[LCP EchoRep id=0x0 magic=0x[0-9a-f]+\]$/));
+    expect(section(run.result.output, 'sstpc-mschapv2', 'pppd')).not.toMatch(/No response to \d+ echo-requests|Serial link appears to be disconnected/);
+    expect(section(run.result.output, 'sstpc-mschapv2', 'pppd')).toMatch(/^Terminating on signal 15$/m);
     // pppd's LCP Terminate-Request ended PPP; the gateway closed the call.
     expect(pppd.packets).toContainEqual(expect.stringMatching(/^sent \[LCP TermReq/));
     expect(session.pppDown?.reason).toBe('peer-terminated');
@@ -288,6 +310,11 @@ describe.skipIf(!support.ok)('SSTP interop: sstpc + pppd and our client in a qem
     expect(pppd.packets).toContainEqual(expect.stringMatching(/^sent \[LCP ConfNak id=0x[0-9a-f]+ <auth pap>\]$/));
     expect(pppd.auth).toBe('PAP authentication succeeded');
     checkCcpAndIpcp(pppd);
+    // Idle for the hold, pppd quiet: the gateway's Hello timer sent SSTP Echo Requests and sstpc answered each.
+    const echo = sstpEchoes(session);
+    expect(echo.requests).toBeGreaterThanOrEqual(1);
+    expect(echo.responses).toBe(echo.requests);
+    expect(sstpcLog.match(/Sending Echo-Reply Message/g)).toHaveLength(echo.requests);
     // The gateway's LCP Terminate-Request reached pppd, which acknowledged it; then the gateway's
     // SSTP Call Disconnect, which sstpc acknowledged (it then exits with status 255 whatever the status).
     expect(pppd.packets).toContainEqual(expect.stringMatching(/^rcvd \[LCP TermReq id=0x[0-9a-f]+ "admin"\]$/));
@@ -319,6 +346,23 @@ describe.skipIf(!support.ok)('SSTP interop: sstpc + pppd and our client in a qem
     expect(session.callClosed).toMatchObject({ reason: 'transport-closed', initiator: 'peer' });
   });
 
+  it('sstpc with a wrong password: the MS-CHAPv2 Failure (E=691) is understood by pppd, which hangs up; nothing is left', () => {
+    const r = rec('sstpc-wrong-password');
+    expect(mk('sstpc-wrong-password', 'not-connected')).toBeDefined();
+    const pppd = pppdNegotiation(section(run.result.output, 'sstpc-wrong-password', 'pppd'));
+    // RFC 2759 6: "E=eeeeeeeeee R=r C=cccccccccccccccccccccccccccccccc V=vvvvvvvvvv M=<msg>"; we allow a retry (R=1).
+    expect(pppd.packets).toContainEqual(expect.stringMatching(/^rcvd \[CHAP Failure id=0x[0-9a-f]+ "E=691 R=1 C=[0-9A-F]{32} V=3 M=Authentication failed"\]$/));
+    expect(section(run.result.output, 'sstpc-wrong-password', 'pppd')).toMatch(/^MS-CHAP authentication failed: Authentication failed$/m);
+    expect(pppd.auth).toBe('CHAP authentication failed');
+    const s = r.sessions;
+    expect(s).toHaveLength(1);
+    expect(s[0]!.upAddress).toBeUndefined();
+    expect(s[0]!.records.some((x) => x.msg === 'mschapv2-server: attempt refused, retry allowed' && x.user === INTEROP_USERS.ms.name)).toBe(true);
+    expect(s[0]!.pppDown?.reason).toBe('peer-terminated');
+    expect(r.gone).toBe(true);
+    expect(r.poolUsed).toBe(0);
+  });
+
   it('sstpc verifying against another certificate of the same name refuses the gateway: no session comes up', () => {
     const r = rec('sstpc-wrong-ca');
     expect(mk('sstpc-wrong-ca', 'not-connected')).toBeDefined();
@@ -340,8 +384,12 @@ describe.skipIf(!support.ok)('SSTP interop: sstpc + pppd and our client in a qem
     expect(session.callClosed?.reason).toBe('disconnected');
   }
 
-  it('our client in the guest with MS-CHAPv2 (pinned SHA-256 fingerprint): connects, pings, disconnects properly', () => {
+  it('our client in the guest with MS-CHAPv2 (pinned SHA-256 fingerprint): connects, pings, answers SSTP echoes, disconnects properly', () => {
     checkClient('client-mschapv2', INTEROP_USERS.ms.name, 'mschapv2');
+    const session = rec('client-mschapv2').sessions.find((s) => s.upAddress !== undefined)!;
+    const echo = sstpEchoes(session);
+    expect(echo.requests).toBeGreaterThanOrEqual(1);
+    expect(echo.responses).toBe(echo.requests);
   });
 
   it('our client in the guest with PAP (zero-HLAK binding)', () => {
@@ -368,7 +416,21 @@ describe.skipIf(!support.ok)('SSTP interop: sstpc + pppd and our client in a qem
     expect(gw.gateway.sessions.size).toBe(0);
     expect(pool().used).toBe(0);
   });
+
+  it('the gateway counted each authentication: two successes per method (sstpc and our client), one bad password', async () => {
+    const text = await gw.metrics.text();
+    for (const method of ['mschapv2', 'pap', 'eap-mschapv2']) {
+      expect(text).toMatch(new RegExp(`^vpngw_auth_results_total\\{method="${method}",outcome="success"\\} 2$`, 'm'));
+    }
+    expect(text).toMatch(/^vpngw_auth_results_total\{method="mschapv2",outcome="bad-credentials"\} 1$/m);
+  });
 });
+
+/** SSTP Echo Requests the gateway sent in a session, and Echo Responses it received. */
+function sstpEchoes(s: ServerSessionLog): { requests: number; responses: number } {
+  const n = (msg: string, message: string) => s.records.filter((r) => r.msg === msg && r.message === message).length;
+  return { requests: n('sstp: send', 'SSTP_MSG_ECHO_REQUEST'), responses: n('sstp: recv', 'SSTP_MSG_ECHO_RESPONSE') };
+}
 
 /** CCP and IPCP as the gateway answers pppd (same for every method). */
 function checkCcpAndIpcp(p: ReturnType<typeof pppdNegotiation>): void {
