@@ -121,9 +121,12 @@ describe.skipIf(!support.ok)('SSTP interop: sstpc + pppd and our client in a qem
   beforeAll(async () => {
     tmp = mkdtempSync(path.join(os.tmpdir(), 'vpngw-sstp-interop-test-'));
     const link = await createGuestLink(lab, { tag: 'sstp' });
-    const [g, b] = await Promise.all([startInteropGateway(lab, link, { methods: SERVER_METHODS, helloInterval: HELLO }), buildGuestClient()]);
-    gw = g;
-    build = b;
+    const [g, b] = await Promise.allSettled([startInteropGateway(lab, link, { methods: SERVER_METHODS, helloInterval: HELLO }), buildGuestClient()]);
+    if (g.status === 'fulfilled') gw = g.value;
+    if (b.status === 'fulfilled') build = b.value;
+    if (g.status === 'rejected') throw g.reason;
+    if (b.status === 'rejected') throw b.reason;
+    const clientBuild = b.value;
     // A certificate with the same name and another key: what a man in the middle would present.
     const impostor = createSelfSignedCertificate({ commonName: link.hostAddr, altNames: [link.hostAddr] });
     const impostorFile = path.join(tmp, 'impostor.pem');
@@ -169,21 +172,22 @@ describe.skipIf(!support.ok)('SSTP interop: sstpc + pppd and our client in a qem
       modules: [...PPP_MODULES, 'ppp_deflate', 'bsd_comp', 'tun', 'sch_netem'],
       files: [{ path: PPP_OPTIONS_PATH, content: '' }],
       env: {
+        CA: gw.certFile,
         SERVER: gw.address,
         GW_INNER: gw.inner.gateway,
-        CLIENT_JS: build.entry,
+        CLIENT_JS: clientBuild.entry,
         SSTP_SERVER: gw.address,
         SSTP_PING: gw.inner.gateway,
         SSTP_RUNS: JSON.stringify(clients.map(({ kind: _k, teardown: _t, ...r }) => r)),
         ...(process.env.VPNGW_TEST_LOG ? { SSTP_LOG: 'debug' } : {}),
       },
-      script: guestScript(sstpc, true),
+      script: `mark_fp() { echo "@@ cert sha256 $(openssl x509 -noout -fingerprint -sha256 -in "$CA" | sed 's/^.*=//')"; }\nmark_fp\n${guestScript(sstpc, true)}`,
     });
     try {
       const records = new Map<string, ScenarioRecord>();
       for (const s of [...sstpc, ...clients]) records.set(s.name, await drive(g0, s));
       const result = await g0.result;
-      run = { result, markers: markers(result.output), records, build, hostAddr: link.hostAddr };
+      run = { result, markers: markers(result.output), records, build: clientBuild, hostAddr: link.hostAddr };
     } catch (e) {
       g0.kill('the test failed');
       await g0.result.catch(() => undefined);
@@ -245,6 +249,11 @@ describe.skipIf(!support.ok)('SSTP interop: sstpc + pppd and our client in a qem
     expect(pinged.args[0], `${name}: ping status\n${run.result.output.slice(-4000)}`).toBe('0');
     // 1400-octet packets both ways, unfragmented: the tunnel MTU holds end to end.
     expect(mk(name, 'bigpinged').args[0], `${name}: large ping status`).toBe('0');
+    // Every echo answered (ping's status alone is 0 with a single reply).
+    const pings = between(run.result.output, `@@ ${name} pinged `, `@@ ${name} held `);
+    expect(pings).toMatch(/^3 packets transmitted, 3 received, 0% packet loss/m);
+    expect(pings).toMatch(/^2 packets transmitted, 2 received, 0% packet loss/m);
+    expect(pings.match(new RegExp(`^1380 bytes from ${gw.inner.gateway.replace(/\./g, '\\.')}: icmp_seq=`, 'gm'))).toHaveLength(2);
     // The gateway at that moment: one SSTP session, up, this user, the address the client has, traffic counted.
     expect(r.atPing).toHaveLength(1);
     const live = r.atPing![0]!;
@@ -285,6 +294,10 @@ describe.skipIf(!support.ok)('SSTP interop: sstpc + pppd and our client in a qem
     expect(sstpcLog).not.toMatch(/certificate|verification/i);
     return { session, pppd, sstpcLog, exited };
   }
+
+  it('the certificate the guest trusts is the gateway\'s, by its SHA-256 fingerprint', () => {
+    expect(mk('cert', 'sha256').args[0]).toBe(gw.fingerprint);
+  });
 
   it('sstpc with MS-CHAPv2: LCP Nak from EAP to MS-CHAPv2, crypto binding from the MPPE keys, ping, pppd hangs up', () => {
     const { session, pppd } = checkSstpc('sstpc-mschapv2', INTEROP_USERS.ms.name, 'mschapv2');
@@ -425,6 +438,13 @@ describe.skipIf(!support.ok)('SSTP interop: sstpc + pppd and our client in a qem
     expect(text).toMatch(/^vpngw_auth_results_total\{method="mschapv2",outcome="bad-credentials"\} 1$/m);
   });
 });
+
+/** The output from the line starting with `from` to the line starting with `to`. */
+function between(output: string, from: string, to: string): string {
+  const a = output.indexOf(`\n${from}`);
+  const b = a < 0 ? -1 : output.indexOf(`\n${to}`, a + 1);
+  return a < 0 || b < 0 ? '' : output.slice(a + 1, b + 1);
+}
 
 /** SSTP Echo Requests the gateway sent in a session, and Echo Responses it received. */
 function sstpEchoes(s: ServerSessionLog): { requests: number; responses: number } {
