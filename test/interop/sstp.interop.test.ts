@@ -21,7 +21,8 @@
  *                         MPPE keys; pppd's LCP echoes every second answered through an idle hold; pppd hangs up
  *   sstpc-pap             pppd refuses EAP and CHAP -> PAP (zero HLAK); idle hold: the gateway's SSTP Hello
  *                         Echo Requests answered by sstpc; the gateway hangs up (LCP Terminate, Call Disconnect)
- *   sstpc-eap-mschapv2    pppd accepts EAP: EAP-MSCHAPv2 (Debian's pppd 2.4.9 has it as a peer); sstpc killed
+ *   sstpc-eap-mschapv2    pppd accepts EAP: EAP-MSCHAPv2 (Debian's pppd 2.4.9 has it as a peer), the user
+ *                         named WORKGROUP\ms-user as Windows does; sstpc killed
  *   sstpc-wrong-password  MS-CHAPv2 Failure E=691 understood by pppd; nothing left on the gateway
  *   sstpc-wrong-ca        sstpc verifies against another certificate with the same name: refused
  *   client-*              our client: MS-CHAPv2 (with an idle hold: SSTP echoes), PAP, EAP-MSCHAPv2, each with a
@@ -140,7 +141,7 @@ describe.skipIf(!support.ok)('SSTP interop: sstpc + pppd and our client in a qem
       { kind: 'sstpc', name: 'sstpc-mschapv2', unit: 0, user: ms.name, password: ms.password, ca: gw.certFile, teardown: 'pppd', pppd: [...onlyMsChapV2, 'lcp-echo-interval', '1', 'lcp-echo-failure', '2'], expect: 'connect', method: 'mschapv2', holdSeconds: HOLD_S },
       // pppd quiet while idle: the gateway's Hello timer sends SSTP Echo Requests, sstpc must answer.
       { kind: 'sstpc', name: 'sstpc-pap', unit: 1, user: pap.name, password: pap.password, ca: gw.certFile, teardown: 'server', pppd: [...noEap, 'refuse-chap', 'refuse-mschap', 'refuse-mschap-v2'], expect: 'connect', method: 'pap', holdSeconds: HOLD_S },
-      { kind: 'sstpc', name: 'sstpc-eap-mschapv2', unit: 2, user: ms.name, password: ms.password, ca: gw.certFile, teardown: 'sstpc', pppd: ['refuse-pap', 'refuse-chap', 'refuse-mschap', 'refuse-mschap-v2'], expect: 'connect', method: 'eap-mschapv2' },
+      { kind: 'sstpc', name: 'sstpc-eap-mschapv2', unit: 2, user: `WORKGROUP\\${ms.name}`, password: ms.password, ca: gw.certFile, teardown: 'sstpc', pppd: ['refuse-pap', 'refuse-chap', 'refuse-mschap', 'refuse-mschap-v2'], expect: 'connect', method: 'eap-mschapv2' },
       { kind: 'sstpc', name: 'sstpc-wrong-password', unit: 3, user: ms.name, password: 'not the password', ca: gw.certFile, teardown: 'sstpc', pppd: onlyMsChapV2, expect: 'fail' },
       { kind: 'sstpc', name: 'sstpc-wrong-ca', unit: 4, user: ms.name, password: ms.password, ca: impostorFile, teardown: 'sstpc', pppd: onlyMsChapV2, expect: 'fail' },
     ];
@@ -337,15 +338,17 @@ describe.skipIf(!support.ok)('SSTP interop: sstpc + pppd and our client in a qem
     expect(session.callClosed).toMatchObject({ reason: 'disconnected', initiator: 'local' });
   });
 
-  it('sstpc with EAP-MSCHAPv2 (Debian 12 pppd is an EAP-MSCHAPv2 peer): the MSK-derived HLAK verifies; sstpc killed', () => {
+  it('sstpc with EAP-MSCHAPv2 (Debian 12 pppd is an EAP-MSCHAPv2 peer) as DOMAIN\\user: the MSK-derived HLAK verifies; sstpc killed', () => {
     const { session, pppd } = checkSstpc('sstpc-eap-mschapv2', INTEROP_USERS.ms.name, 'eap-mschapv2');
     expect(pppd.packets).toContainEqual(expect.stringMatching(/^sent \[LCP ConfAck id=0x[0-9a-f]+ <mru 1400> <auth eap> <magic 0x[0-9a-f]+>\]$/));
     const eap = pppd.packets.filter((l) => l.includes('[EAP'));
     expect(eap.map((l) => l.replace(/ id=0x[0-9a-f]+/, '').replace(/<[0-9a-f]{32,}>/g, '<hex>').replace(/S=[0-9A-F]{40}/, 'S=<40 hex>'))).toEqual([
       'rcvd [EAP Request Identity <No message>]',
-      `sent [EAP Response Identity <Name "${INTEROP_USERS.ms.name}">]`,
+      // The name as Windows presents it, DOMAIN\user (pppd prints the backslash escaped): the gateway finds the
+      // user without the domain and computes the ChallengeHash with the bare name (RFC 2759 8.2), as pppd does.
+      `sent [EAP Response Identity <Name "WORKGROUP\\\\${INTEROP_USERS.ms.name}">]`,
       'rcvd [EAP Request MSCHAPv2 Challenge <hex>, <Name "vpngw">]',
-      `sent [EAP Response MSCHAPv2 Response <hex>, <Name "${INTEROP_USERS.ms.name}">]`,
+      `sent [EAP Response MSCHAPv2 Response <hex>, <Name "WORKGROUP\\\\${INTEROP_USERS.ms.name}">]`,
       'rcvd [EAP Request MSCHAPv2 Success <Message "S=<40 hex> M=Access granted">...]',
       'sent [EAP Response MSCHAPv2 Success]',
       'rcvd [EAP Success]',
