@@ -66,8 +66,10 @@ export const BIG_PING_PAYLOAD = 1372;
 export const PPP_OPTIONS_PATH = '/etc/ppp/options';
 
 /**
- * The guest script. Environment: SERVER, GW_INNER, and for our client
- * CLIENT_JS plus the SSTP_* variables of sstp-guest-client.ts.
+ * The guest script. Environment: SERVER, GW_INNER, CA (the certificate the
+ * guest trusts: its SHA-256 fingerprint is printed first, `@@ cert sha256`),
+ * and for our client CLIENT_JS plus the SSTP_* variables of
+ * sstp-guest-client.ts.
  */
 export function guestScript(sstpc: readonly SstpcScenario[], withClient: boolean): string {
   const L: string[] = [];
@@ -77,6 +79,7 @@ since() { echo $(( ($(now) - $1) / 1000000 )); }
 mark() { echo "@@ $*"; }
 # The host creates $GUEST_JOB_DIR/go-<name> when it has looked at the server side.
 waitgo() { i=0; while [ ! -e "$GUEST_JOB_DIR/go-$1" ]; do i=$((i+1)); [ $i -gt 1200 ] && return 1; sleep 0.1; done; return 0; }
+mark "cert sha256 $(openssl x509 -noout -fingerprint -sha256 -in "$CA" | sed 's/^.*=//')"
 mkdir -p /var/run/sstpc
 # A LAN-like round trip: the gateway's answers cannot be there the instant the guest has written.
 tc qdisc add dev "$GUEST_IF" root netem delay ${GUEST_DELAY_MS}ms || echo "netem: no delay on $GUEST_IF"
