@@ -135,14 +135,39 @@ describe.skipIf(!support.ok)('SSTP interop: sstpc + pppd and our client in a qem
     const pap = INTEROP_USERS.pap;
     const noEap = ['refuse-eap'];
     const onlyMsChapV2 = [...noEap, 'refuse-pap', 'refuse-chap', 'refuse-mschap'];
+    const sstpcRun = (name: string, unit: number, who: { name: string; password: string }, o: Partial<SstpcScenario>): SstpcScenario => ({
+      kind: 'sstpc',
+      name,
+      unit,
+      user: who.name,
+      password: who.password,
+      ca: gw.certFile,
+      teardown: 'sstpc',
+      pppd: onlyMsChapV2,
+      expect: 'connect',
+      ...o,
+    });
     const sstpc: SstpcScenario[] = [
       // pppd sends LCP Echo-Requests every second while the tunnel idles: the gateway must answer them.
-      { kind: 'sstpc', name: 'sstpc-mschapv2', unit: 0, user: ms.name, password: ms.password, ca: gw.certFile, teardown: 'pppd', pppd: [...onlyMsChapV2, 'lcp-echo-interval', '1', 'lcp-echo-failure', '2'], expect: 'connect', method: 'mschapv2', holdSeconds: HOLD_S },
+      sstpcRun('sstpc-mschapv2', 0, ms, {
+        teardown: 'pppd',
+        pppd: [...onlyMsChapV2, 'lcp-echo-interval', '1', 'lcp-echo-failure', '2'],
+        method: 'mschapv2',
+        holdSeconds: HOLD_S,
+      }),
       // pppd quiet while idle: the gateway's Hello timer sends SSTP Echo Requests, sstpc must answer.
-      { kind: 'sstpc', name: 'sstpc-pap', unit: 1, user: pap.name, password: pap.password, ca: gw.certFile, teardown: 'server', pppd: [...noEap, 'refuse-chap', 'refuse-mschap', 'refuse-mschap-v2'], expect: 'connect', method: 'pap', holdSeconds: HOLD_S },
-      { kind: 'sstpc', name: 'sstpc-eap-mschapv2', unit: 2, user: `WORKGROUP\\${ms.name}`, password: ms.password, ca: gw.certFile, teardown: 'sstpc', pppd: ['refuse-pap', 'refuse-chap', 'refuse-mschap', 'refuse-mschap-v2'], expect: 'connect', method: 'eap-mschapv2' },
-      { kind: 'sstpc', name: 'sstpc-wrong-password', unit: 3, user: ms.name, password: 'not the password', ca: gw.certFile, teardown: 'sstpc', pppd: onlyMsChapV2, expect: 'fail' },
-      { kind: 'sstpc', name: 'sstpc-wrong-ca', unit: 4, user: ms.name, password: ms.password, ca: impostorFile, teardown: 'sstpc', pppd: onlyMsChapV2, expect: 'fail' },
+      sstpcRun('sstpc-pap', 1, pap, {
+        teardown: 'server',
+        pppd: [...noEap, 'refuse-chap', 'refuse-mschap', 'refuse-mschap-v2'],
+        method: 'pap',
+        holdSeconds: HOLD_S,
+      }),
+      sstpcRun('sstpc-eap-mschapv2', 2, { name: `WORKGROUP\\${ms.name}`, password: ms.password }, {
+        pppd: ['refuse-pap', 'refuse-chap', 'refuse-mschap', 'refuse-mschap-v2'],
+        method: 'eap-mschapv2',
+      }),
+      sstpcRun('sstpc-wrong-password', 3, { name: ms.name, password: 'not the password' }, { expect: 'fail' }),
+      sstpcRun('sstpc-wrong-ca', 4, ms, { ca: impostorFile, expect: 'fail' }),
     ];
     const client = (name: string, method: ClientScenario['method'], n: number, extra: Partial<ClientScenario> = {}): ClientScenario => ({
       kind: 'client',
