@@ -91,6 +91,31 @@ describe('SessionRegistry through the gateway', () => {
     expect(reg.size).toBe(1);
   });
 
+  it('counts sessions per user from username() without building listings, info() for sessions without it', () => {
+    const { gw } = gateway();
+    const reg = gw.sessions;
+    let infos = 0;
+    const lean = (id: string, user: string | null): ManagedSession => ({
+      id,
+      protocol: 'sstp',
+      info: () => {
+        infos++;
+        return new FakeSession(id, 'sstp', user, 'up').info();
+      },
+      username: () => user,
+      teardown: async () => {},
+    });
+    for (let i = 0; i < 300; i++) reg.add(lean(`a${i}`, i % 3 === 0 ? 'alice' : i % 3 === 1 ? 'bob' : null));
+    reg.add(new FakeSession('f0', 'pptp', 'alice', 'up'));
+    reg.add(new FakeSession('f1', 'pptp', 'carol', 'authenticating'));
+    expect(reg.countOfUser('alice')).toBe(101);
+    expect(reg.countOfUser('bob')).toBe(100);
+    expect(reg.countOfUser('carol')).toBe(1);
+    expect(reg.countOfUser('nobody')).toBe(0);
+    expect(reg.ofUser('alice').map((s) => s.id)).toEqual([...Array.from({ length: 100 }, (_, i) => `a${i * 3}`), 'f0']);
+    expect(infos).toBe(0);
+  });
+
   it('hands protocol servers a pool by name', () => {
     const { gw } = gateway();
     const pool = gw.ctx.pool('default')!;

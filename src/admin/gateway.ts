@@ -97,6 +97,8 @@ export async function findProtocolServer(name: Protocol): Promise<ProtocolServer
 
 // ---------------------------------------------------------------------------
 
+const userOf = (s: ManagedSession): string | null => (s.username ? s.username() : s.info().user);
+
 /** Every live session of every protocol, by id. */
 export class SessionRegistry {
   private readonly byId = new Map<string, ManagedSession>();
@@ -122,9 +124,22 @@ export class SessionRegistry {
     return [...this.byId.values()].map((s) => s.info());
   }
 
-  /** Sessions of `user` (for limits.maxSessionsPerUser). */
+  /** Sessions of `user`. */
   ofUser(user: string): ManagedSession[] {
-    return [...this.byId.values()].filter((s) => s.info().user === user);
+    const out: ManagedSession[] = [];
+    for (const s of this.byId.values()) if (userOf(s) === user) out.push(s);
+    return out;
+  }
+
+  /**
+   * How many sessions `user` has (limits.maxSessionsPerUser). Asked on every
+   * authentication, so it reads each session's username() instead of its
+   * info(): building N listings per log-in made set-ups cost O(N).
+   */
+  countOfUser(user: string): number {
+    let n = 0;
+    for (const s of this.byId.values()) if (userOf(s) === user) n++;
+    return n;
   }
 
   counts(): SessionCount[] {

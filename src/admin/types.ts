@@ -56,6 +56,12 @@ export interface ManagedSession {
   readonly protocol: Protocol;
   info(): SessionInfo;
   /**
+   * The authenticated user name (what info().user says), without building
+   * the listing: the per-user session limit asks for every session on every
+   * authentication. Optional; the registry falls back to info().user.
+   */
+  username?(): string | null;
+  /**
    * Proper protocol teardown (SSTP Call Disconnect, PPTP Call-Clear and
    * Stop-Control-Connection, L2TP CDN/StopCCN, after LCP Terminate). Resolves
    * when the session is gone or its teardown deadline passed; never rejects.

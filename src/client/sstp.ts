@@ -156,6 +156,8 @@ function openTls(o: SstpClientOptions, log: Logger): Promise<tls.TLSSocket> {
     raw.once('error', fail);
     raw.connect(port, o.host, () => {
       raw.off('error', fail);
+      // The tunnel carries interactive traffic and the inner TCP's own ACKs: no Nagle delay on top.
+      raw.setNoDelay(true);
       const socket = tls.connect({
         socket: raw,
         minVersion: 'TLSv1.2',

@@ -640,7 +640,7 @@ export class PptpService implements ProtocolServer {
       base = this.ownVerifier.verifier;
     }
     this.verifier = pptpPolicyVerifier(base, {
-      sessionsOf: (user) => ctx.sessions.ofUser(user).length,
+      sessionsOf: (user) => ctx.sessions.countOfUser(user),
       maxPerUser: () => ctx.config().limits.maxSessionsPerUser,
       requireMppe: () => ctx.config().pptp.requireMppe,
       // The labels are the verdicts: 'success' or an AuthFailureReason.
@@ -777,7 +777,7 @@ export class PptpService implements ProtocolServer {
       metrics: ctx.metrics,
       events: {
         onCall: (s) => {
-          const managed: ManagedSession = { id: s.id, protocol: 'pptp', info: () => s.info(), teardown: (reason) => s.teardown(reason) };
+          const managed: ManagedSession = { id: s.id, protocol: 'pptp', info: () => s.info(), username: () => s.username, teardown: (reason) => s.teardown(reason) };
           unregister = ctx.sessions.add(managed);
         },
         onUp: () => {

@@ -4,7 +4,7 @@
  * Admission and bounds: sessions per user, total sessions (HTTP 503),
  * half-open connections per source, TLS below 1.2, graceful stop.
  */
-import { describe, it, expect, afterEach } from 'vitest';
+import { describe, it, expect, afterEach, vi } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -75,6 +75,24 @@ describe('SstpService on loopback', () => {
     await new Promise((r) => setTimeout(r, 50));
     expect(t.gateway.sessions.size).toBe(0);
     expect(t.dp.sessions.used).toBe(0);
+  });
+
+  it('turns Nagle off on both ends of the tunnel transport (TCP_NODELAY): small frames are not held back behind unacknowledged data', async () => {
+    const setNoDelay = vi.spyOn(net.Socket.prototype, 'setNoDelay');
+    try {
+      const t = await start();
+      const accepted: net.Socket[] = [];
+      (t.service as unknown as { server: tls.Server }).server.on('connection', (s: net.Socket) => accepted.push(s));
+      const c = await t.client();
+      // Client: on its TCP socket before TLS. Server: every accepted socket (net.Server noDelay).
+      expect(setNoDelay.mock.calls.filter(([on]) => on === true)).toHaveLength(1);
+      expect(accepted).toHaveLength(1);
+      const flag = Object.getOwnPropertySymbols(accepted[0]!).find((k) => k.description === 'kSetNoDelay');
+      expect(flag && (accepted[0] as unknown as Record<symbol, unknown>)[flag]).toBe(true);
+      await c.close();
+    } finally {
+      setNoDelay.mockRestore();
+    }
   });
 
   it('sessions per user: the second login of a user at the limit is refused (ERR_AUTH_REJECTED), others get in', async () => {

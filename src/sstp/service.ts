@@ -174,7 +174,7 @@ export class SstpService implements ProtocolServer {
       base = this.ownVerifier.verifier;
     }
     this.verifier = sstpPolicyVerifier(base, {
-      sessionsOf: (user) => ctx.sessions.ofUser(user).length,
+      sessionsOf: (user) => ctx.sessions.countOfUser(user),
       maxPerUser: () => ctx.config().limits.maxSessionsPerUser,
       outcome: (method, outcome) => ctx.metrics.authResult(method, outcome),
     });
@@ -184,6 +184,8 @@ export class SstpService implements ProtocolServer {
       key: this.cert.keyPem,
       minVersion: 'TLSv1.2',
       handshakeTimeout: cfg.limits.handshakeTimeout,
+      // The tunnel carries interactive traffic and the inner TCP's own ACKs: no Nagle delay on top.
+      noDelay: true,
     });
     this.server = server;
     server.on('connection', (socket: net.Socket) => this.onTcpConnection(socket));
@@ -315,7 +317,7 @@ export class SstpService implements ProtocolServer {
       metrics: ctx.metrics,
       events: {
         onAccepted: (s) => {
-          const managed: ManagedSession = { id: s.id, protocol: 'sstp', info: () => s.info(), teardown: (reason) => s.teardown(reason) };
+          const managed: ManagedSession = { id: s.id, protocol: 'sstp', info: () => s.info(), username: () => s.username, teardown: (reason) => s.teardown(reason) };
           unregister = ctx.sessions.add(managed);
         },
         onRejected: () => {
