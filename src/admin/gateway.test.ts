@@ -91,29 +91,56 @@ describe('SessionRegistry through the gateway', () => {
     expect(reg.size).toBe(1);
   });
 
-  it('counts sessions per user from username() without building listings, info() for sessions without it', () => {
+  it('counts sessions per user from username() without building listings (info() for sessions without it), learning each user once', () => {
     const { gw } = gateway();
     const reg = gw.sessions;
     let infos = 0;
-    const lean = (id: string, user: string | null): ManagedSession => ({
+    let asked = 0;
+    const users = new Map<string, string | null>();
+    const lean = (id: string): ManagedSession => ({
       id,
       protocol: 'sstp',
       info: () => {
         infos++;
-        return new FakeSession(id, 'sstp', user, 'up').info();
+        return new FakeSession(id, 'sstp', users.get(id) ?? null, 'up').info();
       },
-      username: () => user,
+      username: () => {
+        asked++;
+        return users.get(id) ?? null;
+      },
       teardown: async () => {},
     });
-    for (let i = 0; i < 300; i++) reg.add(lean(`a${i}`, i % 3 === 0 ? 'alice' : i % 3 === 1 ? 'bob' : null));
+    const gone = new Map<string, () => void>();
+    for (let i = 0; i < 300; i++) {
+      users.set(`a${i}`, i % 3 === 0 ? 'alice' : i % 3 === 1 ? 'bob' : null);
+      gone.set(`a${i}`, reg.add(lean(`a${i}`)));
+    }
     reg.add(new FakeSession('f0', 'pptp', 'alice', 'up'));
-    reg.add(new FakeSession('f1', 'pptp', 'carol', 'authenticating'));
+    const f1 = new FakeSession('f1', 'pptp', null, 'authenticating');
+    reg.add(f1);
     expect(reg.countOfUser('alice')).toBe(101);
     expect(reg.countOfUser('bob')).toBe(100);
-    expect(reg.countOfUser('carol')).toBe(1);
-    expect(reg.countOfUser('nobody')).toBe(0);
+    expect(reg.countOfUser('carol')).toBe(0);
     expect(reg.ofUser('alice').map((s) => s.id)).toEqual([...Array.from({ length: 100 }, (_, i) => `a${i * 3}`), 'f0']);
     expect(infos).toBe(0);
+    // Known users are not asked again: a count costs the sessions still authenticating (100 lean + f1).
+    asked = 0;
+    expect(reg.countOfUser('alice')).toBe(101);
+    expect(asked).toBe(100);
+    // Sessions authenticate later; sessions go.
+    users.set('a2', 'carol');
+    f1.user = 'carol';
+    expect(reg.countOfUser('carol')).toBe(2);
+    gone.get('a0')!();
+    gone.get('a0')!();
+    gone.get('a1')!();
+    gone.get('a2')!();
+    gone.get('a5')!();
+    expect(reg.countOfUser('alice')).toBe(100);
+    expect(reg.countOfUser('bob')).toBe(99);
+    expect(reg.countOfUser('carol')).toBe(1);
+    expect(reg.ofUser('carol')).toEqual([f1]);
+    expect(reg.size).toBe(298);
   });
 
   it('hands protocol servers a pool by name', () => {

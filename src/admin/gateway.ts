@@ -99,17 +99,45 @@ export async function findProtocolServer(name: Protocol): Promise<ProtocolServer
 
 const userOf = (s: ManagedSession): string | null => (s.username ? s.username() : s.info().user);
 
-/** Every live session of every protocol, by id. */
+/**
+ * Every live session of every protocol, by id; and by user, for the
+ * per-user limit asked on every log-in. A session's user is learned the
+ * first time it is found non-null (it never changes after that), so a
+ * count looks only at the sessions not authenticated yet, not at all N.
+ */
 export class SessionRegistry {
   private readonly byId = new Map<string, ManagedSession>();
+  /** Sessions whose user is not known yet (null when last asked). */
+  private readonly anonymous = new Set<ManagedSession>();
+  private readonly userOfSession = new Map<ManagedSession, string>();
+  private readonly perUser = new Map<string, number>();
 
   /** Register a session; the returned function unregisters it (idempotent). */
   add(s: ManagedSession): () => void {
     if (this.byId.has(s.id)) throw new Error(`session id ${s.id} is already registered`);
     this.byId.set(s.id, s);
+    this.anonymous.add(s);
     return () => {
-      if (this.byId.get(s.id) === s) this.byId.delete(s.id);
+      if (this.byId.get(s.id) !== s) return;
+      this.byId.delete(s.id);
+      this.anonymous.delete(s);
+      const u = this.userOfSession.get(s);
+      if (u === undefined) return;
+      this.userOfSession.delete(s);
+      const n = (this.perUser.get(u) ?? 1) - 1;
+      if (n > 0) this.perUser.set(u, n);
+      else this.perUser.delete(u);
     };
+  }
+
+  private learnUsers(): void {
+    for (const s of this.anonymous) {
+      const u = userOf(s);
+      if (u === null) continue;
+      this.anonymous.delete(s);
+      this.userOfSession.set(s, u);
+      this.perUser.set(u, (this.perUser.get(u) ?? 0) + 1);
+    }
   }
 
   get(id: string): ManagedSession | undefined {
@@ -126,20 +154,21 @@ export class SessionRegistry {
 
   /** Sessions of `user`. */
   ofUser(user: string): ManagedSession[] {
+    this.learnUsers();
     const out: ManagedSession[] = [];
-    for (const s of this.byId.values()) if (userOf(s) === user) out.push(s);
+    for (const s of this.byId.values()) if (this.userOfSession.get(s) === user) out.push(s);
     return out;
   }
 
   /**
    * How many sessions `user` has (limits.maxSessionsPerUser). Asked on every
-   * authentication, so it reads each session's username() instead of its
-   * info(): building N listings per log-in made set-ups cost O(N).
+   * authentication: it costs the number of sessions still authenticating,
+   * not of all sessions (building every session's listing per log-in made
+   * set-ups cost O(N)).
    */
   countOfUser(user: string): number {
-    let n = 0;
-    for (const s of this.byId.values()) if (userOf(s) === user) n++;
-    return n;
+    this.learnUsers();
+    return this.perUser.get(user) ?? 0;
   }
 
   counts(): SessionCount[] {

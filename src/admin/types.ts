@@ -57,8 +57,9 @@ export interface ManagedSession {
   info(): SessionInfo;
   /**
    * The authenticated user name (what info().user says), without building
-   * the listing: the per-user session limit asks for every session on every
-   * authentication. Optional; the registry falls back to info().user.
+   * the listing: the per-user session limit asks on every authentication.
+   * Null until authenticated; once set it does not change. Optional: the
+   * registry falls back to info().user.
    */
   username?(): string | null;
   /**
