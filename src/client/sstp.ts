@@ -238,9 +238,9 @@ export async function connectSstp(o: SstpClientOptions): Promise<SstpClient> {
   let settle: { resolve(c: SstpClient): void; reject(e: unknown): void } | undefined;
   const result = new Promise<SstpClient>((resolve, reject) => (settle = { resolve, reject }));
 
-  const write = (b: Uint8Array) => {
+  const write = (b: Uint8Array, done?: () => void) => {
     if (socket.destroyed || !socket.writable) return;
-    socket.write(o.tamper ? o.tamper(b) : b);
+    socket.write(o.tamper ? o.tamper(b) : b, done);
   };
   const path = SstpStreamPath.open(
     dp,

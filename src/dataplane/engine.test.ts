@@ -112,6 +112,37 @@ describe('session handlers', () => {
     const c = dp.openSession({ control: () => got.push('c') });
     expect(c).toBe(b); // the entry is reused
   });
+
+  it('streamOutEnd() once per pump, after all of the stream bytes of that pump, only for sessions that got some', () => {
+    const dp = new DataPlane({ maxSessions: 4, streamBuffers: true, ringSlots: { [abi.RingId.STREAM_OUT]: 32 } });
+    const got: string[] = [];
+    const mk = (name: string) => dp.openSession({ control: () => got.push(`${name}:ctrl`), streamOut: (b) => got.push(`${name}:out`), streamOutEnd: () => got.push(`${name}:end`) })!;
+    const a = mk('a');
+    const b = mk('b');
+    const addr = (i: number) => `198.18.128.${10 + i}`;
+    for (const [i, idx] of [a, b].entries()) {
+      dp.sessions.attach(idx, { tunnel: abi.Tunnel.SSTP });
+      dp.sessions.activate(idx, { ipv4: addr(i), mtu: 1400 });
+    }
+    // 300 packets of 1300 bytes for a: two rounds of process() (256 each), 12 packets per 16 KiB slot.
+    const pk = new Uint8Array(1300);
+    pk.set([0x45, 0, 1300 >> 8, 1300 & 255, 0, 0, 0, 0, 64, 17, 0, 0, 198, 18, 128, 1, 198, 18, 128, 10]);
+    let s = 0;
+    for (let i = 0; i < 20; i += 2) s += (pk[i]! << 8) | pk[i + 1]!;
+    while (s >> 16) s = (s & 0xffff) + (s >>> 16);
+    pk[10] = ~s >> 8 & 255;
+    pk[11] = ~s & 255;
+    for (let i = 0; i < 300; i++) dp.ring(abi.RingId.TUN_RX).push(pk);
+    dp.pump();
+    const outs = got.filter((g) => g === 'a:out').length;
+    expect(outs).toBe(Math.ceil(256 / 12) + Math.ceil(44 / 12));
+    expect(got).toEqual([...new Array(outs).fill('a:out'), 'a:end']);
+    got.length = 0;
+    dp.pump(); // nothing to do: no end either
+    expect(got).toEqual([]);
+    expect(dp.drops().ring_full).toBe(0n);
+    dp.close();
+  });
 });
 
 describe('STREAM_IN back-pressure', () => {

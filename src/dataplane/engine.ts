@@ -41,11 +41,17 @@ export type ControlHandler = (payload: Uint8Array, meta: SlotMeta) => void;
  * What a tunnel session (SSTP call, PPTP call) registers for its data-plane
  * entry: control frames the data plane diverted for it (CTRL ring; `kind`
  * is an abi.CtrlKind, `payload` valid only during the call) and framed bytes
- * to write to its stream transport (STREAM_OUT, SSTP only).
+ * to write to its stream transport (STREAM_OUT, SSTP only; `bytes` valid
+ * only during the call).
  */
 export interface SessionHandler {
   control(kind: abi.CtrlKind, payload: Uint8Array): void;
   streamOut?(bytes: Uint8Array): void;
+  /**
+   * Once at the end of a pump that gave this session stream bytes: a stream
+   * transport may collect a pump's output and write it at once.
+   */
+  streamOutEnd?(): void;
 }
 
 export { SESSION_RESULTS } from './sessions.js';
@@ -73,6 +79,8 @@ export class DataPlane {
   pumps = 0;
   /** Told once after a pump that left room in STREAM_IN (see streamIn()). */
   private streamInWaiters: (() => void)[] = [];
+  /** Handlers given stream bytes during the current pump that want streamOutEnd(). */
+  private readonly streamOutEnds = new Set<SessionHandler>();
 
   constructor(opts: LayoutOptions = {}) {
     this.layout = computeLayout(opts);
@@ -170,10 +178,19 @@ export class DataPlane {
 
   private dispatchStreamOut = (p: Uint8Array, m: SlotMeta): void => {
     const h = this.handlers[m.session];
-    if (h?.streamOut) h.streamOut(p);
-    else if (this.streamOutHandler) this.streamOutHandler(p, m);
+    if (h?.streamOut) {
+      h.streamOut(p);
+      if (h.streamOutEnd) this.streamOutEnds.add(h);
+    } else if (this.streamOutHandler) this.streamOutHandler(p, m);
     else this.orphanFrames++;
   };
+
+  private endStreamOut(): void {
+    if (this.streamOutEnds.size === 0) return;
+    const hs = [...this.streamOutEnds];
+    this.streamOutEnds.clear();
+    for (const h of hs) h.streamOutEnd!();
+  }
 
   /** Queue bytes for the data plane (INJECT / STREAM_IN) and make sure it runs. */
   submit(id: RingId, data: Uint8Array, meta: Partial<SlotMeta>): boolean {
@@ -239,6 +256,7 @@ export class DataPlane {
       if (n < PROCESS_BUDGET) break;
       if (round === ROUNDS_PER_PUMP - 1) more = true;
     }
+    this.endStreamOut();
     this.notifyStreamInSpace();
     if (more) {
       this.schedule();

@@ -2,12 +2,13 @@
  * SstpStreamPath: the bounds between a TLS socket and the data plane.
  * Uplink: a full STREAM_IN pauses the socket and resumes it after a pump,
  * every byte delivered in order. Downlink: a socket backlog over the bound
- * drops (and counts) instead of queueing.
+ * drops (and counts) instead of queueing; a pump's frames go out in one
+ * write, from buffers reused once the socket is done with them.
  */
 import { describe, it, expect } from 'vitest';
 import * as abi from '../../assembly/abi.js';
 import { DataPlane } from '../dataplane/engine.js';
-import { SstpStreamPath } from './datapath.js';
+import { SstpStreamPath, outPoolSize } from './datapath.js';
 import { dataPacketBytes } from './codec.js';
 import { ipv4Packet, udp } from '../../test/lib/packets.js';
 
@@ -77,6 +78,42 @@ describe('SstpStreamPath', () => {
     expect(s.resumed).toBe(1);
     expect(tun).toEqual(new Array(N).fill(pk.length));
     expect(dp.stat(abi.Stat.STREAM_IN_BYTES)).toBe(BigInt(all.length));
+    path.close();
+    dp.close();
+  });
+
+  it('downlink: one write per pump with every frame in order, from pooled buffers the socket hands back', () => {
+    const dp = new DataPlane({ maxSessions: 2, streamBuffers: true });
+    const writes: { bytes: Uint8Array; done?: () => void }[] = [];
+    const socket = { write: (bytes: Uint8Array, done?: () => void) => writes.push({ bytes, done }), writableLength: 0, pause: () => {}, resume: () => {} };
+    const path = SstpStreamPath.open(dp, socket, noSink)!;
+    path.attach();
+    path.activate({ ipv4: CLIENT, mtu: 1400 });
+    // 100 packets: about 130 KB, eight or nine 16 KiB STREAM_OUT slots, in one pump.
+    const pks = Array.from({ length: 100 }, (_, i) => ipv4Packet('198.18.128.1', CLIENT, 17, udp(53, 1000 + i, new Uint8Array(1250).fill(i))));
+    for (const pk of pks) dp.ring(abi.RingId.TUN_RX).push(pk);
+    dp.pump();
+    expect(writes).toHaveLength(1);
+    const want = pks.map((pk) => dataPacketBytes(new Uint8Array([0xff, 0x03, 0x00, 0x21, ...pk])));
+    const total = want.reduce((n, w) => n + w.length, 0);
+    const all = new Uint8Array(total);
+    want.reduce((at, w) => (all.set(w, at), at + w.length), 0);
+    expect(writes[0]!.bytes.length).toBe(total);
+    expect(Buffer.compare(writes[0]!.bytes, all)).toBe(0);
+    // Once the socket is done with it, the buffer goes back to the pool and the next pump writes from it again.
+    const first = writes[0]!.bytes.buffer;
+    const pooled = outPoolSize();
+    writes[0]!.done!();
+    expect(outPoolSize()).toBe(pooled + 1);
+    dp.ring(abi.RingId.TUN_RX).push(pks[0]!);
+    dp.pump();
+    expect(writes).toHaveLength(2);
+    expect(writes[1]!.bytes.buffer).toBe(first);
+    expect(Buffer.compare(writes[1]!.bytes, want[0]!)).toBe(0);
+    // A buffer still in the socket's hands is not reused.
+    dp.ring(abi.RingId.TUN_RX).push(pks[1]!);
+    dp.pump();
+    expect(writes[2]!.bytes.buffer).not.toBe(first);
     path.close();
     dp.close();
   });

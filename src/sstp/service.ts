@@ -270,8 +270,8 @@ export class SstpService implements ProtocolServer {
     this.sockets.add(socket);
     const dp = ctx.dataplanes()[0]!;
     const transport: ServerTransport = {
-      write: (b) => {
-        if (!socket.destroyed && socket.writable) socket.write(b);
+      write: (b, done) => {
+        if (!socket.destroyed && socket.writable) socket.write(b, done);
       },
       get writableLength() {
         return socket.writableLength;
