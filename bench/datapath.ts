@@ -22,7 +22,8 @@ import type { Ring } from '../src/dataplane/ring.js';
 import { fmt, sideBySide, type BenchContext, type BenchRow, type BenchSuite } from './lib.js';
 
 const SLOTS = 1024;
-const BATCH = 256;
+/** Packets per WASM batch call (and per rc4Ceiling call). */
+export const BATCH = 256;
 
 function ipv4(src: number, dst: number, total: number, seed: number): Uint8Array {
   const p = new Uint8Array(total);
@@ -98,7 +99,8 @@ function runner(dp: DataPlane, input: abi.RingId, output: abi.RingId, n: number)
   };
 }
 
-function rc4Ceiling(len: number): () => void {
+/** The WASM RC4 ceiling: one call encrypts BATCH packets of `len` bytes in place (the cipher alone). */
+export function rc4Ceiling(len: number): () => void {
   const w = createKernelInstance(1 << 20);
   const st = w.base;
   const pk = st + RC4_STATE_SIZE + 64;

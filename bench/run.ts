@@ -16,6 +16,8 @@ const suites: Record<string, () => Promise<{ suite: BenchSuite }>> = {
   datapath: () => import('./datapath.js'),
   tun: () => import('./tun.js'),
   crypto: () => import('./crypto.js'),
+  sstp: () => import('./sstp.js'),
+  pptp: () => import('./pptp.js'),
 };
 
 async function main(): Promise<void> {

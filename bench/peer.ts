@@ -1,0 +1,333 @@
+/**
+ * The tunnel benchmarks' peer process (forked by bench/lab.ts): SSTP and
+ * PPTP clients, traffic generators and sinks, the raw TLS reference client.
+ * It runs apart from the gateway so that the gateway's CPU time and memory
+ * are measured alone; it talks over the fork IPC channel:
+ *
+ *   request  { id, cmd, args }      response { id, ok, result | error }
+ *   event    { event: 'mark', tag: 'start' | 'end' }  (measurement window)
+ *
+ * Clients live in named groups. A "shared" group puts all its clients on one
+ * engine without TUN devices (traffic enters and leaves through the engine's
+ * rings); a "tun" group gives each client its own engine and a TUN device in
+ * the clients' namespace (for ping and HTTP through the kernel).
+ *
+ * Everything is bounded: connect timeouts, traffic by time, and the process
+ * exits when the channel to the bench closes.
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import * as abi from '../assembly/abi.js';
+import { DataPlane, type Attachment } from '../src/dataplane/engine.js';
+import { native } from '../src/dataplane/native.js';
+import { connectSstp, type SstpClient } from '../src/client/sstp.js';
+import { connectPptp, type PptpClient } from '../src/client/pptp.js';
+import { CallIdAllocator } from '../src/pptp/callid.js';
+import { IPPROTO_GRE } from '../src/pptp/gre.js';
+import { GRE_SOCKET_BUFFER } from '../src/pptp/datapath.js';
+import { IoRing, Pacer, TunRxWriter, discard, runWindowed } from './traffic.js';
+
+type Client = SstpClient | PptpClient;
+
+interface Group {
+  kind: 'sstp' | 'pptp';
+  clients: Client[];
+  /** The shared engine (shared groups). */
+  dp?: DataPlane;
+  gre?: { fd: number; attachment: Attachment };
+}
+
+const groups = new Map<string, Group>();
+
+/** Ring sizes of a shared client engine: deep enough that the bench's window never overflows them. */
+const SHARED_RINGS: Partial<Record<abi.RingId, number>> = {
+  [abi.RingId.TUN_RX]: 2048,
+  [abi.RingId.TUN_TX]: 4096,
+  [abi.RingId.GRE_RX]: 4096,
+  [abi.RingId.GRE_TX]: 2048,
+  [abi.RingId.CTRL]: 1024,
+  [abi.RingId.INJECT]: 1024,
+  [abi.RingId.STREAM_IN]: 512,
+  [abi.RingId.STREAM_OUT]: 512,
+};
+
+interface ConnectArgs {
+  group: string;
+  count: number;
+  concurrency: number;
+  host: string;
+  netns: string;
+  users: [string, string][];
+  /** Shared engine, no TUN (default); or one engine and TUN device per client. */
+  tun?: { names: string[]; routes: string[][] };
+  connectTimeoutMs?: number;
+  // SSTP
+  port?: number;
+  fingerprint?: string;
+  // PPTP
+  stateless?: boolean;
+}
+
+async function connectMany(a: ConnectArgs, kind: 'sstp' | 'pptp') {
+  if (groups.has(a.group)) throw new Error(`group ${a.group} exists`);
+  const g: Group = { kind, clients: [] };
+  groups.set(a.group, g);
+  if (!a.tun) {
+    g.dp = new DataPlane({ maxSessions: a.count + 8, ringSlots: kind === 'sstp' ? { ...SHARED_RINGS } : { ...SHARED_RINGS, [abi.RingId.STREAM_IN]: 0, [abi.RingId.STREAM_OUT]: 0 }, streamBuffers: kind === 'sstp' });
+    if (kind === 'pptp') {
+      const fd = native.rawSocket(IPPROTO_GRE, { netns: a.netns, rcvbuf: GRE_SOCKET_BUFFER, sndbuf: GRE_SOCKET_BUFFER });
+      g.gre = { fd, attachment: g.dp.attach('gre', fd, 'socket', abi.RingId.GRE_RX, abi.RingId.GRE_TX) };
+    }
+  }
+  const callIds = new CallIdAllocator();
+  const one = (i: number): Promise<Client> => {
+    const [username, password] = a.users[i % a.users.length]!;
+    const tun = a.tun ? { name: a.tun.names[i]!, routes: a.tun.routes[i] ?? [] } : (false as const);
+    const common = { host: a.host, username, password, netns: a.netns, tun, connectTimeoutMs: a.connectTimeoutMs ?? 60_000, ...(g.dp ? { dataplane: g.dp } : {}) };
+    return kind === 'sstp'
+      ? connectSstp({ ...common, port: a.port ?? 443, fingerprint: a.fingerprint! })
+      : connectPptp({ ...common, ...(g.dp ? { callIds } : {}), mppe: { stateless: a.stateless ?? false } });
+  };
+  const setupMs: number[] = [];
+  const failures: string[] = [];
+  let next = 0;
+  const t0 = performance.now();
+  const worker = async () => {
+    while (next < a.count) {
+      const i = next++;
+      try {
+        const c = await one(i);
+        g.clients.push(c);
+        setupMs.push(c.setupMs);
+      } catch (e) {
+        failures.push(String((e as Error).message ?? e));
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(a.concurrency, a.count) }, worker));
+  const wallMs = performance.now() - t0;
+  return { up: g.clients.length, failures: failures.slice(0, 5), failed: failures.length, wallMs, setupMs, ipv4s: g.clients.map((c) => c.ipv4) };
+}
+
+async function closeGroup(a: { group: string }) {
+  const g = groups.get(a.group);
+  if (!g) return { closed: 0 };
+  groups.delete(a.group);
+  const t0 = performance.now();
+  await Promise.all(g.clients.map((c) => c.close().catch(() => undefined)));
+  const ms = performance.now() - t0;
+  if (g.gre && g.dp) {
+    g.dp.detach(g.gre.attachment);
+    native.close(g.gre.fd);
+  }
+  g.dp?.close();
+  return { closed: g.clients.length, ms };
+}
+
+const mark = (tag: 'start' | 'end') => process.send?.({ event: 'mark', tag });
+
+function cpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
+interface TrafficArgs {
+  group: string;
+  dir: 'up' | 'down';
+  len: number;
+  warmMs: number;
+  ms: number;
+  window: number;
+  /** The gateway's namespace: generator (downlink) and sink (uplink) sockets live there. */
+  nsA: string;
+  /** Address behind the gateway (on lo in ns A): downlink source, uplink destination. */
+  far: string;
+  port: number;
+}
+
+/** Windowed traffic through a shared group's tunnels; the peer measures at the sink. */
+async function traffic(a: TrafficArgs) {
+  const g = groups.get(a.group);
+  if (!g?.dp) throw new Error(`no shared group ${a.group}`);
+  const dp = g.dp;
+  const drops0 = dp.drops();
+  const cpu0 = cpuSeconds();
+  let result;
+  if (a.dir === 'down') {
+    const gen = IoRing.udp('tx', { netns: a.nsA, address: a.far });
+    try {
+      gen.prefill(a.len - 28, g.clients.map((c) => c.ipv4), a.port);
+      const tunTx = dp.ring(abi.RingId.TUN_TX);
+      const u32 = new Uint32Array(dp.memory.buffer as SharedArrayBuffer);
+      result = await runWindowed({
+        warmMs: a.warmMs,
+        ms: a.ms,
+        window: a.window,
+        publish: (n) => gen.publish(n),
+        delivered: () => Number(dp.stat(abi.Stat.TUN_TX_PKTS)),
+        drainSink: () => void discard(tunTx, u32),
+        mark,
+      });
+    } finally {
+      gen.close();
+    }
+  } else {
+    const sink = IoRing.udp('rx', { netns: a.nsA, address: a.far, port: a.port, slots: 4096 });
+    try {
+      const w = new TunRxWriter(dp, g.clients, a.far, a.port, a.len);
+      result = await runWindowed({
+        warmMs: a.warmMs,
+        ms: a.ms,
+        window: a.window,
+        publish: (n) => w.publish(n),
+        delivered: () => sink.received,
+        drainSink: () => sink.drain(),
+        mark,
+      });
+    } finally {
+      sink.close();
+    }
+  }
+  const drops1 = dp.drops();
+  const drops = Object.fromEntries(Object.entries(drops1).map(([k, v]) => [k, Number(v - (drops0[k] ?? 0n))]).filter(([, v]) => (v as number) > 0));
+  return { ...result, peerCpu: cpuSeconds() - cpu0, drops };
+}
+
+// ---------------------------------------------------------------- raw TLS reference client
+
+interface TlsRefArgs {
+  dir: 'up' | 'down';
+  conns: number;
+  len: number;
+  warmMs: number;
+  ms: number;
+  host: string;
+  port: number;
+  netns: string;
+}
+
+function tlsConnect(a: TlsRefArgs): Promise<tls.TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const raw = new net.Socket({ fd: native.tcpSocket({ netns: a.netns }) });
+    raw.once('error', reject);
+    raw.connect(a.port, a.host, () => {
+      raw.off('error', reject);
+      // The reference only needs the same TLS as the tunnel; the certificate is the gateway's own, not checked here.
+      const s = tls.connect({ socket: raw, minVersion: 'TLSv1.2', rejectUnauthorized: false });
+      s.once('error', reject);
+      s.once('secureConnect', () => {
+        s.off('error', reject);
+        resolve(s);
+      });
+    });
+  });
+}
+
+/**
+ * The raw TLS reference: `conns` node:tls connections to the gateway
+ * process's reference server. down: the server sends, we count; up: we send
+ * `len`-byte writes as fast as the sockets take them, the server counts (it
+ * samples its counter at our marks).
+ */
+async function tlsRef(a: TlsRefArgs) {
+  const sockets = await Promise.all(Array.from({ length: a.conns }, () => tlsConnect(a)));
+  let bytes = 0;
+  let stop = false;
+  const cpu0 = cpuSeconds();
+  // The request: who sends (0: the server, 1: we do) and the write size.
+  const hello = Buffer.from([a.dir === 'down' ? 0 : 1, a.len >> 8, a.len & 255]);
+  for (const s of sockets) {
+    s.on('error', () => undefined);
+    s.write(hello);
+  }
+  if (a.dir === 'down') {
+    for (const s of sockets) s.on('data', (d: Buffer) => (bytes += d.length));
+  } else {
+    const chunk = Buffer.alloc(a.len, 0x5a);
+    for (const s of sockets) {
+      const pump = () => {
+        while (!stop && !s.destroyed) if (!s.write(chunk)) return;
+      };
+      s.on('drain', pump);
+      pump();
+    }
+  }
+  await new Promise((r) => setTimeout(r, a.warmMs));
+  const b0 = bytes;
+  const t0 = performance.now();
+  mark('start');
+  await new Promise((r) => setTimeout(r, a.ms));
+  const b1 = bytes;
+  const t1 = performance.now();
+  mark('end');
+  stop = true;
+  for (const s of sockets) s.destroy();
+  return { bytes: b1 - b0, seconds: (t1 - t0) / 1000, peerCpu: cpuSeconds() - cpu0 };
+}
+
+// ---------------------------------------------------------------- paced background load
+
+let load: { pacer: Pacer; gen: IoRing; sink: IoRing } | undefined;
+
+function loadStart(a: { pps: number; len: number; nsA: string; far: string; dst: string; port: number; nsB: string }) {
+  if (load) throw new Error('a load runs already');
+  const gen = IoRing.udp('tx', { netns: a.nsA, address: a.far });
+  const sink = IoRing.udp('rx', { netns: a.nsB, address: '0.0.0.0', port: a.port, slots: 4096 });
+  gen.prefill(a.len - 28, [a.dst], a.port);
+  const pacer = new Pacer(a.pps, (n) => gen.publish(n), () => sink.drain());
+  load = { pacer, gen, sink };
+  pacer.start();
+  return {};
+}
+
+async function loadStop() {
+  if (!load) return { sent: 0, received: 0, seconds: 0 };
+  const l = load;
+  load = undefined;
+  const r = l.pacer.stop();
+  await new Promise((res) => setTimeout(res, 50));
+  l.sink.drain();
+  const out = { sent: l.gen.sent, received: l.sink.received, seconds: r.seconds };
+  l.gen.close();
+  l.sink.close();
+  return out;
+}
+
+// ---------------------------------------------------------------- dispatch
+
+const commands: Record<string, (args: never) => unknown> = {
+  hello: () => ({ pid: process.pid }),
+  sstpConnect: (a: ConnectArgs) => connectMany(a, 'sstp'),
+  pptpConnect: (a: ConnectArgs) => connectMany(a, 'pptp'),
+  close: closeGroup,
+  traffic,
+  tlsRef,
+  loadStart,
+  loadStop,
+  usage: () => {
+    (globalThis as { gc?: () => void }).gc?.();
+    const m = process.memoryUsage();
+    return { cpu: cpuSeconds(), rss: m.rss, heapUsed: m.heapUsed };
+  },
+  exit: async () => {
+    for (const name of [...groups.keys()]) await closeGroup({ group: name });
+    if (load) await loadStop();
+    process.exit(0);
+  },
+};
+
+process.on('message', (m: { id: number; cmd: string; args: object }) => {
+  const fn = commands[m.cmd];
+  if (!fn) {
+    process.send?.({ id: m.id, ok: false, error: `unknown command ${m.cmd}` });
+    return;
+  }
+  Promise.resolve()
+    .then(() => fn(m.args as never))
+    .then(
+      (result) => process.send?.({ id: m.id, ok: true, result }),
+      (e: unknown) => process.send?.({ id: m.id, ok: false, error: (e as Error)?.stack ?? String(e) }),
+    );
+});
+// The bench went away: so do we (its NetLab kills us by PID too).
+process.on('disconnect', () => process.exit(0));

@@ -1,0 +1,467 @@
+/**
+ * SSTP tunnels end to end (issue 4, "Benchmarks"): the real gateway in this
+ * process (SstpService, TLS by node:tls, the WASM data plane, a TUN device in
+ * namespace A) and the real clients (connectSstp, on one shared client
+ * engine) in a peer process (bench/peer.ts) in namespace B. See bench/lab.ts.
+ *
+ * - Goodput and packets/s, 1400- and 64-byte IP packets, downlink (TUN ->
+ *   tunnel -> client) and uplink, 1, 10 (and 100 in a full run) sessions.
+ *   Downlink packets come from a UDP socket in ns A (sendmmsg on a native
+ *   thread) through the kernel into the gateway's TUN; uplink packets enter
+ *   the client engine's TUN_RX ring and leave the gateway's TUN for a UDP
+ *   sink in ns A. The sender keeps a bounded window in flight (bench/traffic.ts).
+ *   Reference, measured in the same run between the same two processes and
+ *   namespaces: node:tls to node:tls with the same certificate, one
+ *   connection per session, writes of the packet size as fast as the sockets
+ *   take them. Target: tunnel goodput >= 80% of it.
+ * - Tunnel set-up rate (TCP + TLS + HTTP + SSTP + PPP with EAP-MSCHAPv2 +
+ *   crypto binding + IPCP + data-plane install), ECDSA P-256 and RSA-2048
+ *   server certificates; clients in the peer process (the gateway's own
+ *   cost, target >= 500/s with ECDSA) and clients in this process (one
+ *   thread does both ends).
+ * - Memory per idle session: this process's RSS and heap before and after N
+ *   idle tunnels, divided by N. Target <= 100 KiB.
+ * - Added latency: ping through the tunnel vs the same ping over the veth
+ *   link, p50/p99, idle and under a paced downlink load of 10% and 50% of
+ *   the measured 1-session 1400-byte downlink maximum. Target p99 < 1 ms at 50%.
+ * - autocannon (HTTP, request level) to a node:http server behind the
+ *   gateway through 1 and 10 tunnels (each client with its own TUN device),
+ *   against the same run without tunnels.
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import tls from 'node:tls';
+import { fileURLToPath } from 'node:url';
+import { DataPlane } from '../src/dataplane/engine.js';
+import { native, nativeAvailable } from '../src/dataplane/native.js';
+import { connectSstp, type SstpClient } from '../src/client/sstp.js';
+import type { CertAlgorithm } from '../src/sstp/cert.js';
+import { uniqueIfName } from '../test/lib/netns.js';
+import { fmt, type BenchContext, type BenchRow, type BenchSuite } from './lib.js';
+import { GATEWAY, Peer, SINK_PORT, USERS, loadAverage, part, percentile, sample, sleep, startGatewayLab, waitUntil, type GatewayLab, type Marks } from './lab.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+/** The reference TLS server's port (ns A, the gateway's address). */
+const REF_PORT = 4443;
+const HTTP_PORT = 8080;
+
+interface Plan {
+  warmMs: number;
+  ms: number;
+  sessions: number[];
+  setupCount: number;
+  setupConcurrency: number;
+  idleSessions: number;
+  pings: number;
+  httpS: number;
+}
+
+function plan(quick: boolean): Plan {
+  const p = planDefaults(quick);
+  if (process.env.VPNGW_BENCH_MS) p.ms = Number(process.env.VPNGW_BENCH_MS);
+  return p;
+}
+
+function planDefaults(quick: boolean): Plan {
+  return quick
+    ? { warmMs: 300, ms: 1000, sessions: process.env.VPNGW_BENCH_SESSIONS ? process.env.VPNGW_BENCH_SESSIONS.split(',').map(Number) : [1, 10], setupCount: 300, setupConcurrency: 32, idleSessions: 500, pings: 300, httpS: 3 }
+    : { warmMs: 500, ms: 3000, sessions: [1, 10, 100], setupCount: 1000, setupConcurrency: 64, idleSessions: 1000, pings: 2000, httpS: 10 };
+}
+
+/** Packets in flight for the windowed sender: about 700 KB at 1400 bytes (under the 1 MiB TLS backlog bound), deeper for small packets. */
+export const windowFor = (len: number) => Number(process.env.VPNGW_BENCH_WINDOW ?? 0) || (len >= 1000 ? 512 : 1024);
+
+const mbit = (bytes: number, s: number) => (bytes * 8) / s / 1e6;
+
+/** The node:tls reference server in this (the gateway's) process. */
+async function startTlsReference(L: GatewayLab) {
+  const cert = L.sstp!.certificate!;
+  let received = 0;
+  const sockets = new Set<tls.TLSSocket>();
+  const server = tls.createServer({ cert: cert.certPem, key: cert.keyPem, minVersion: 'TLSv1.2' }, (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => undefined);
+    let head = Buffer.alloc(0);
+    const onData = (d: Buffer) => {
+      head = Buffer.concat([head, d]);
+      if (head.length < 3) return;
+      s.off('data', onData);
+      const [mode, hi, lo] = [head[0]!, head[1]!, head[2]!];
+      if (mode === 1) {
+        received += head.length - 3;
+        s.on('data', (x: Buffer) => (received += x.length));
+        return;
+      }
+      const chunk = Buffer.alloc((hi << 8) | lo, 0xa5);
+      const pump = () => {
+        while (!s.destroyed) if (!s.write(chunk)) return;
+      };
+      s.on('drain', pump);
+      pump();
+    };
+    s.on('data', onData);
+  });
+  const fd = native.tcpListener({ netns: L.a.name, address: L.serverAddress, port: REF_PORT, backlog: 1024 });
+  await new Promise<void>((r) => server.listen({ fd }, r));
+  return {
+    received: () => received,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      server.close();
+    },
+  };
+}
+
+interface Traffic {
+  packets: number;
+  seconds: number;
+  lost: number;
+  peerCpu: number;
+  drops: Record<string, number>;
+  marks?: Marks;
+}
+
+const cores = (m: Marks | undefined) => (m ? (m.end.cpu - m.start.cpu) / (m.end.t - m.start.t) : NaN);
+
+async function goodput(ctx: BenchContext, L: GatewayLab, peer: Peer, p: Plan, rows: BenchRow[]): Promise<number> {
+  const ref = await startTlsReference(L);
+  peer.probe = ref.received;
+  let maxDownPps = 0;
+  try {
+    for (const n of p.sessions) {
+      const c = await peer.call<{ up: number; failed: number; failures: string[] }>('sstpConnect', {
+        group: 'bulk',
+        count: n,
+        concurrency: 16,
+        host: L.serverAddress,
+        port: L.sstpPort,
+        fingerprint: L.fingerprint,
+        netns: L.b.name,
+        users: USERS,
+      });
+      if (c.up !== n) throw new Error(`only ${c.up} of ${n} SSTP tunnels came up: ${c.failures.join('; ')}`);
+      for (const len of (process.env.VPNGW_BENCH_LENS ?? '1400,64').split(',').map(Number)) {
+        for (const dir of (process.env.VPNGW_BENCH_DIRS ?? 'down,up').split(',') as ('down' | 'up')[]) {
+          const t = await peer.call<Traffic>('traffic', {
+            group: 'bulk',
+            dir,
+            len,
+            warmMs: p.warmMs,
+            ms: p.ms,
+            window: windowFor(len),
+            nsA: L.a.name,
+            far: L.behind.host(1),
+            port: SINK_PORT,
+          });
+          const r = await peer.call<{ bytes: number; seconds: number; peerCpu: number }>('tlsRef', {
+            dir,
+            conns: n,
+            len,
+            warmMs: p.warmMs,
+            ms: p.ms,
+            host: L.serverAddress,
+            port: REF_PORT,
+            netns: L.b.name,
+          });
+          const refBytes = dir === 'down' ? r.bytes : r.marks ? r.marks.extraEnd - r.marks.extraStart : 0;
+          const refSeconds = dir === 'down' ? r.seconds : r.marks ? r.marks.end.t - r.marks.start.t : r.seconds;
+          const pps = t.packets / t.seconds;
+          if (dir === 'down' && len === 1400 && n === 1) maxDownPps = pps;
+          const value = mbit(t.packets * len, t.seconds);
+          const refValue = mbit(refBytes, refSeconds);
+          const dropNote = Object.keys(t.drops).length ? `, client drops ${JSON.stringify(t.drops)}` : '';
+          const row: BenchRow = {
+            name: `SSTP ${dir === 'down' ? 'downlink' : 'uplink'} ${len}B, ${n} session${n > 1 ? 's' : ''}`,
+            value,
+            unit: 'Mbit/s',
+            reference: { name: `node:tls, ${n} conn, ${len}B writes`, value: refValue },
+            target: { op: '>=', value: 0.8, of: 'ratio' },
+            note: `${fmt(pps)} pps (TLS ${fmt(refBytes / len / refSeconds)} writes/s); gateway CPU ${cores(t.marks).toFixed(2)} cores (TLS ref ${cores(r.marks).toFixed(2)}); lost ${t.lost}${dropNote}`,
+          };
+          rows.push(row);
+          ctx.log(`${row.name}: ${value.toFixed(0)} Mbit/s ${fmt(pps)} pps vs TLS ${refValue.toFixed(0)} Mbit/s; gateway ${cores(t.marks).toFixed(2)} cores, peer ${(t.peerCpu / (p.ms / 1000 + p.warmMs / 1000)).toFixed(2)}; lost ${t.lost}${dropNote}`);
+        }
+      }
+      await peer.call('close', { group: 'bulk' });
+      await waitUntil(() => L.gateway.sessions.size === 0, 20_000, 'the bulk sessions to go');
+    }
+  } finally {
+    peer.probe = () => 0;
+    ref.close();
+  }
+  return maxDownPps;
+}
+
+/** Connect `count` clients in this process (gateway and clients on one thread). */
+async function connectInProcess(L: GatewayLab, count: number, concurrency: number): Promise<{ clients: SstpClient[]; wallMs: number; dp: DataPlane; failed: number }> {
+  const dp = new DataPlane({ maxSessions: count + 8, streamBuffers: true });
+  const clients: SstpClient[] = [];
+  let next = 0;
+  let failed = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < count) {
+        const i = next++;
+        const [username, password] = USERS[i % USERS.length]!;
+        try {
+          clients.push(
+            await connectSstp({ host: L.serverAddress, port: L.sstpPort, username, password, fingerprint: L.fingerprint, netns: L.b.name, tun: false, dataplane: dp, connectTimeoutMs: 60_000 }),
+          );
+        } catch {
+          failed++;
+        }
+      }
+    }),
+  );
+  return { clients, wallMs: performance.now() - t0, dp, failed };
+}
+
+async function setupRate(ctx: BenchContext, L: GatewayLab, peer: Peer, p: Plan, alg: CertAlgorithm, rows: BenchRow[]): Promise<void> {
+  const label = alg === 'ecdsa-p256' ? 'ECDSA P-256' : 'RSA-2048';
+  // Clients in the peer process.
+  {
+    const s0 = sample();
+    const c = await peer.call<{ up: number; failed: number; failures: string[]; wallMs: number; setupMs: number[] }>('sstpConnect', {
+      group: 'setup',
+      count: p.setupCount,
+      concurrency: p.setupConcurrency,
+      host: L.serverAddress,
+      port: L.sstpPort,
+      fingerprint: L.fingerprint,
+      netns: L.b.name,
+      users: USERS,
+    });
+    const s1 = sample();
+    const cpuMs = ((s1.cpu - s0.cpu) / Math.max(1, c.up)) * 1000;
+    const each = [...c.setupMs].sort((a, b) => a - b);
+    const rate = (c.up * 1000) / c.wallMs;
+    rows.push({
+      name: `SSTP set-ups/s, ${label}, clients in another process (${p.setupConcurrency} at a time)`,
+      value: rate,
+      unit: 'tunnels/s',
+      ...(alg === 'ecdsa-p256' ? { target: { op: '>=', value: 500, of: 'value' } as const } : {}),
+      note: `${c.up} tunnels${c.failed ? `, ${c.failed} failed (${c.failures[0]})` : ''}; gateway CPU ${cpuMs.toFixed(2)} ms per set-up = ${(1000 / cpuMs).toFixed(0)} set-ups per gateway CPU-second; set-up time p50 ${percentile(each, 50).toFixed(0)} ms, p99 ${percentile(each, 99).toFixed(0)} ms`,
+    });
+    ctx.log(`set-up ${label} (peer): ${rate.toFixed(0)}/s, gateway ${cpuMs.toFixed(2)} ms CPU each, ${c.failed} failed`);
+    const t0 = performance.now();
+    await peer.call('close', { group: 'setup' });
+    await waitUntil(() => L.gateway.sessions.size === 0, 60_000, 'the set-up sessions to go');
+    ctx.log(`teardown of ${c.up}: ${(performance.now() - t0).toFixed(0)} ms`);
+  }
+  // Clients in this process.
+  {
+    const r = await connectInProcess(L, p.setupCount, p.setupConcurrency);
+    const rate = (r.clients.length * 1000) / r.wallMs;
+    rows.push({
+      name: `SSTP set-ups/s, ${label}, clients in the gateway's process`,
+      value: rate,
+      unit: 'tunnels/s',
+      note: `${r.clients.length} tunnels${r.failed ? `, ${r.failed} failed` : ''}; one thread runs both ends (client cost included)`,
+    });
+    ctx.log(`set-up ${label} (in-process): ${rate.toFixed(0)}/s`);
+    await Promise.all(r.clients.map((c) => c.close().catch(() => undefined)));
+    r.dp.close();
+    await waitUntil(() => L.gateway.sessions.size === 0, 60_000, 'the in-process sessions to go');
+  }
+}
+
+async function idleMemory(ctx: BenchContext, L: GatewayLab, peer: Peer, p: Plan, rows: BenchRow[]): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  const settle = async () => {
+    for (let i = 0; i < 3; i++) {
+      gc?.();
+      await sleep(100);
+    }
+    return process.memoryUsage();
+  };
+  const m0 = await settle();
+  const c = await peer.call<{ up: number; failed: number; failures: string[] }>('sstpConnect', {
+    group: 'idle',
+    count: p.idleSessions,
+    concurrency: 32,
+    host: L.serverAddress,
+    port: L.sstpPort,
+    fingerprint: L.fingerprint,
+    netns: L.b.name,
+    users: USERS,
+  });
+  await sleep(1000);
+  const m1 = await settle();
+  const n = c.up;
+  const kib = (a: number, b: number) => (b - a) / n / 1024;
+  const slot = (L.engine.layout.totalBytes - 0) / L.engine.layout.maxSessions / 1024;
+  rows.push({
+    name: `SSTP memory per idle session (RSS delta / ${n})`,
+    value: kib(m0.rss, m1.rss),
+    unit: 'KiB',
+    target: { op: '<=', value: 100, of: 'value' },
+    note: `heap ${kib(m0.heapUsed, m1.heapUsed).toFixed(1)} KiB, external ${kib(m0.external, m1.external).toFixed(1)} KiB (arrayBuffers ${kib(m0.arrayBuffers, m1.arrayBuffers).toFixed(1)}); ${gc ? 'after gc' : 'no gc (run with --expose-gc)'}; besides, the data-plane memory reserved up front is ${slot.toFixed(1)} KiB per session slot (WASM memory / maxSessions)`,
+  });
+  ctx.log(`idle memory: RSS ${kib(m0.rss, m1.rss).toFixed(1)} KiB, heap ${kib(m0.heapUsed, m1.heapUsed).toFixed(1)} KiB per session (${n})`);
+  if (c.failed) ctx.log(`idle sessions: ${c.failed} failed: ${c.failures[0]}`);
+  await peer.call('close', { group: 'idle' });
+  await waitUntil(() => L.gateway.sessions.size === 0, 60_000, 'the idle sessions to go');
+}
+
+/** ping from ns B; RTTs in ms, sorted. */
+async function ping(L: GatewayLab, dst: string, count: number): Promise<{ rtts: number[]; lost: number }> {
+  const r = await L.b.exec(['ping', '-n', '-i', '0.005', '-c', String(count), '-W', '1', dst], { allowFail: true, timeoutMs: count * 20 + 20_000 });
+  const rtts = [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1])).sort((a, b) => a - b);
+  return { rtts, lost: count - rtts.length };
+}
+
+async function latency(ctx: BenchContext, L: GatewayLab, peer: Peer, p: Plan, maxPps: number, rows: BenchRow[]): Promise<void> {
+  const tun = uniqueIfName('bl');
+  const c = await peer.call<{ up: number; ipv4s: string[]; failures: string[] }>('sstpConnect', {
+    group: 'lat',
+    count: 1,
+    concurrency: 1,
+    host: L.serverAddress,
+    port: L.sstpPort,
+    fingerprint: L.fingerprint,
+    netns: L.b.name,
+    users: USERS,
+    tun: { names: [tun], routes: [[]] },
+  });
+  if (c.up !== 1) throw new Error(`latency tunnel failed: ${c.failures.join('; ')}`);
+  const client = c.ipv4s[0]!;
+  try {
+    for (const frac of [0, 0.1, 0.5]) {
+      const pps = Math.round(frac * maxPps);
+      const res: Record<'tunnel' | 'direct', { rtts: number[]; lost: number; load: number }> = {} as never;
+      for (const via of ['tunnel', 'direct'] as const) {
+        if (pps > 0) {
+          await peer.call('loadStart', { pps, len: 1400, nsA: L.a.name, far: L.behind.host(1), dst: via === 'tunnel' ? client : L.link.host(2), port: SINK_PORT, nsB: L.b.name });
+          await sleep(200);
+        }
+        const r = await ping(L, via === 'tunnel' ? GATEWAY : L.serverAddress, p.pings);
+        const l = pps > 0 ? await peer.call<{ sent: number; received: number; seconds: number }>('loadStop', {}) : { received: 0, seconds: 1 };
+        res[via] = { ...r, load: l.received / l.seconds };
+      }
+      const t = res.tunnel;
+      const d = res.direct;
+      const what = frac === 0 ? 'idle' : `${frac * 100}% load (${fmt(pps)} pps of 1400B downlink)`;
+      for (const q of [50, 99]) {
+        const added = percentile(t.rtts, q) - percentile(d.rtts, q);
+        rows.push({
+          name: `SSTP added latency p${q}, ${what}`,
+          value: added,
+          unit: 'ms',
+          ...(q === 99 && frac === 0.5 ? { target: { op: '<=', value: 1, of: 'value' } as const } : {}),
+          note: `ping RTT p${q} through the tunnel ${percentile(t.rtts, q).toFixed(3)} ms vs direct ${percentile(d.rtts, q).toFixed(3)} ms; ${p.pings} pings, lost ${t.lost}/${d.lost}${pps ? `; load delivered ${fmt(t.load)}/${fmt(d.load)} pps` : ''}`,
+        });
+      }
+      ctx.log(`latency ${what}: tunnel p50 ${percentile(t.rtts, 50).toFixed(3)} p99 ${percentile(t.rtts, 99).toFixed(3)}; direct p50 ${percentile(d.rtts, 50).toFixed(3)} p99 ${percentile(d.rtts, 99).toFixed(3)} ms`);
+    }
+  } finally {
+    await peer.call('close', { group: 'lat' });
+  }
+}
+
+interface Cannon {
+  reqPerSec: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  timeouts: number;
+  non2xx: number;
+}
+
+async function httpLoad(ctx: BenchContext, L: GatewayLab, peer: Peer, p: Plan, rows: BenchRow[]): Promise<void> {
+  const code = `require('http').createServer((q, s) => s.end('hello from behind the gateway\\n')).listen(${HTTP_PORT}, '0.0.0.0', () => console.log('ready'))`;
+  const server = L.a.spawn([process.execPath, '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('the HTTP server did not start')), 10_000);
+      server.stdout!.once('data', () => {
+        clearTimeout(t);
+        resolve();
+      });
+      server.once('exit', (c) => reject(new Error(`the HTTP server exited (${c})`)));
+    });
+    const runner = path.join(here, 'autocannon-run.js');
+    const cannon = async (urls: string[], connections: number): Promise<Cannon> => {
+      const r = await L.b.exec([process.execPath, runner, JSON.stringify({ urls, connections, durationS: p.httpS })], { timeoutMs: p.httpS * 1000 + 30_000 });
+      return JSON.parse(r.stdout.trim().split('\n').pop()!) as Cannon;
+    };
+    const urls = (n: number) => Array.from({ length: n }, (_, i) => `http://${L.behind.host(i + 1)}:${HTTP_PORT}/`);
+    for (const n of [1, 10]) {
+      const conns = n === 1 ? 10 : 20;
+      const direct = await cannon(urls(n), conns);
+      const names = Array.from({ length: n }, () => uniqueIfName('bh'));
+      const c = await peer.call<{ up: number; failures: string[] }>('sstpConnect', {
+        group: 'http',
+        count: n,
+        concurrency: n,
+        host: L.serverAddress,
+        port: L.sstpPort,
+        fingerprint: L.fingerprint,
+        netns: L.b.name,
+        users: USERS,
+        tun: { names, routes: names.map((_, i) => [`${L.behind.host(i + 1)}/32`]) },
+      });
+      if (c.up !== n) throw new Error(`HTTP tunnels failed: ${c.failures.join('; ')}`);
+      const s0 = sample();
+      const t = await cannon(urls(n), conns);
+      const s1 = sample();
+      await peer.call('close', { group: 'http' });
+      await waitUntil(() => L.gateway.sessions.size === 0, 20_000, 'the HTTP tunnels to go');
+      const errs = (x: Cannon) => x.errors + x.timeouts + x.non2xx;
+      rows.push({
+        name: `HTTP through ${n} SSTP tunnel${n > 1 ? 's' : ''} (autocannon, ${conns} connections)`,
+        value: t.reqPerSec,
+        unit: 'req/s',
+        reference: { name: 'same, no tunnel', value: direct.reqPerSec },
+        note: `latency p50/p99 ${t.p50}/${t.p99} ms vs ${direct.p50}/${direct.p99} ms direct; gateway CPU ${((s1.cpu - s0.cpu) / (s1.t - s0.t)).toFixed(2)} cores; errors ${errs(t)}/${errs(direct)}`,
+      });
+      ctx.log(`HTTP ${n} tunnel(s): ${t.reqPerSec.toFixed(0)} req/s (p99 ${t.p99} ms) vs direct ${direct.reqPerSec.toFixed(0)} req/s (p99 ${direct.p99} ms)`);
+    }
+  } finally {
+    if (server.pid !== undefined && server.exitCode === null) server.kill('SIGTERM');
+  }
+}
+
+export const suite: BenchSuite = {
+  name: 'sstp',
+  // VPNGW_BENCH_PARTS=goodput,setup,memory,latency,http runs only those parts (default: all).
+  unavailable() {
+    if (process.getuid?.() !== 0) return 'needs root (network namespaces, TUN devices)';
+    if (!existsSync('/dev/net/tun')) return 'no /dev/net/tun';
+    if (!nativeAvailable()) return 'the native addon is not built (npm ci)';
+    return undefined;
+  },
+  async run(ctx) {
+    const p = plan(ctx.quick);
+    const rows: BenchRow[] = [];
+    ctx.log(`load average at start: ${loadAverage()}`);
+    {
+      const L = await startGatewayLab({ sstp: { certAlgorithm: 'ecdsa-p256' }, maxSessions: Math.max(2048, p.idleSessions + 64) });
+      const peer = await Peer.start(L.lab);
+      try {
+        // Memory first: later parts leave the allocator's high-water mark behind.
+        if (part('memory')) await idleMemory(ctx, L, peer, p, rows);
+        const maxPps = part('goodput') ? await goodput(ctx, L, peer, p, rows) : 20_000;
+        if (part('setup')) await setupRate(ctx, L, peer, p, 'ecdsa-p256', rows);
+        if (part('latency')) await latency(ctx, L, peer, p, maxPps, rows);
+        if (part('http')) await httpLoad(ctx, L, peer, p, rows);
+      } finally {
+        await peer.close();
+        await L.close();
+      }
+    }
+    if (part('setup')) {
+      const L = await startGatewayLab({ sstp: { certAlgorithm: 'rsa-2048' }, maxSessions: 2048 });
+      const peer = await Peer.start(L.lab);
+      try {
+        await setupRate(ctx, L, peer, p, 'rsa-2048', rows);
+      } finally {
+        await peer.close();
+        await L.close();
+      }
+    }
+    ctx.log(`load average at end: ${loadAverage()}`);
+    return rows;
+  },
+};
