@@ -19,12 +19,22 @@
 // Reset-Request (diverted to TypeScript); on the flushed packet change the
 // key once for every flag packet missed; then a flushed packet changes the
 // key as the sender did.
+//
+// A sender that rekeys on every flushed packet (this one, and Linux's
+// ppp_mppe) leaves the receiver one change behind for each flushed packet it
+// lost (the answer to a Reset-Request lost, then a second request answered):
+// counting cannot tell. So in the discard state a flushed packet is tried
+// under 1..MPPE_FLUSH_TRIES key changes and accepted under the first that
+// decrypts it to an IPv4 header with a valid checksum (a false match needs
+// the protocol field, version, length and 16-bit checksum to agree by
+// chance); when none does, the receiver keeps discarding.
 import {
   SE_FLAGS, SE_MPPE_FLAGS, SE_MPPE_SEND_CCOUNT, SE_MPPE_RECV_CCOUNT, SE_MPPE_SANITY, SE_MPPE_SEND_KEYS,
   SE_MPPE_SEND_RC4, SE_MPPE_RECV_KEYS, SE_MPPE_RECV_RC4, SCRATCH_MPPE_KEYS, MppeFlag, SessionFlag, Drop, CtrlKind,
 } from './abi';
 import { rc4Crypt } from './crypto/rc4';
 import { mppeStart, mppeRekey, MPPE_OK } from './crypto/mppe';
+import { MPPE_STATE_SIZE, RC4_STATE_SIZE } from './crypto/sizes';
 import { scratch } from './layout';
 import { divert, sessionDrop } from './forward';
 
@@ -35,6 +45,15 @@ export const MPPE_CCOUNT_SPACE: u32 = 4096;
 export const MPPE_HEADER: u32 = 2;
 // Our choice: malformed MPPE packets tolerated (decaying by half on each good one) before the link is taken down.
 export const MPPE_SANITY_MAX: u32 = 1000;
+// Our choice: flushed packets of the sender a stateful receiver may have lost in one discard episode.
+export const MPPE_FLUSH_TRIES: u32 = 8;
+// Working copies for the trial, in the lower half of scratch past the control
+// plane's start keys (the control plane writes scratch only outside process()).
+const TRIAL_KEYS: usize = 256;
+const TRIAL_RC4: usize = TRIAL_KEYS + 256;
+const TRIAL_OUT: usize = TRIAL_RC4 + 320;
+/** Decrypted octets a trial looks at: the protocol field and the largest IPv4 header. */
+const TRIAL_PROBE: u32 = 62;
 
 /** Result codes of mppeInit (mirrored in src/dataplane/sessions.ts). */
 export const MPPE_INIT_OK: i32 = 0;
@@ -135,8 +154,18 @@ export function mppeDecrypt(idx: u32, se: usize, p: usize, len: u32, out: usize)
         mppeRekey(keys, rc4);
         last = (last + 256) & (MPPE_CCOUNT_SPACE - 1);
       }
+      // Then this packet's own change, and one per flushed packet of the sender we lost.
+      if (!resyncOnFlushed(keys, rc4, p + MPPE_HEADER, len - MPPE_HEADER)) {
+        store<u32>(se + SE_MPPE_RECV_CCOUNT, last);
+        sessionDrop(se, Drop.MPPE_DISCARD);
+        return 0;
+      }
       flags &= ~MppeFlag.RECV_DISCARD;
       store<u32>(se + SE_MPPE_FLAGS, flags);
+      store<u32>(se + SE_MPPE_RECV_CCOUNT, count);
+      rc4Crypt(rc4, p + MPPE_HEADER, out, len - MPPE_HEADER);
+      store<u32>(se + SE_MPPE_SANITY, load<u32>(se + SE_MPPE_SANITY) >> 1);
+      return len - MPPE_HEADER;
     }
     store<u32>(se + SE_MPPE_RECV_CCOUNT, count);
     if (flushed) mppeRekey(keys, rc4);
@@ -144,4 +173,50 @@ export function mppeDecrypt(idx: u32, se: usize, p: usize, len: u32, out: usize)
   rc4Crypt(rc4, p + MPPE_HEADER, out, len - MPPE_HEADER);
   store<u32>(se + SE_MPPE_SANITY, load<u32>(se + SE_MPPE_SANITY) >> 1);
   return len - MPPE_HEADER;
+}
+
+/**
+ * Stateful discard state, a flushed packet (data, len: after the MPPE
+ * header): change the key 1..MPPE_FLUSH_TRIES times, and keep the first key
+ * under which the packet starts with a plausible IPv4 datagram. On success
+ * the direction's key and RC4 state are ready to decrypt the packet; on
+ * failure they are as they were.
+ */
+function resyncOnFlushed(keys: usize, rc4: usize, data: usize, len: u32): bool {
+  const saved = scratch + TRIAL_KEYS;
+  const probe = scratch + TRIAL_RC4;
+  const out = scratch + TRIAL_OUT;
+  const n = len < TRIAL_PROBE ? len : TRIAL_PROBE;
+  memory.copy(saved, keys, MPPE_STATE_SIZE);
+  for (let t: u32 = 0; t < MPPE_FLUSH_TRIES; t++) {
+    mppeRekey(keys, rc4);
+    memory.copy(probe, rc4, RC4_STATE_SIZE);
+    rc4Crypt(probe, data, out, n);
+    if (plausibleIpv4(out, n)) return true;
+  }
+  // None fits (or not IPv4): back to where we were; the RC4 state is re-keyed before its next use.
+  memory.copy(keys, saved, MPPE_STATE_SIZE);
+  return false;
+}
+
+/** Decrypted protocol field (0x0021, or 0x21 compressed) and an IPv4 header whose checksum verifies (RFC 791). */
+function plausibleIpv4(d: usize, n: u32): bool {
+  let ip = d;
+  if (n < 1) return false;
+  if (load<u8>(d) & 1) {
+    if (load<u8>(d) != 0x21) return false;
+    ip = d + 1;
+  } else {
+    if (n < 2 || load<u8>(d) != 0x00 || load<u8>(d + 1) != 0x21) return false;
+    ip = d + 2;
+  }
+  const avail = n - <u32>(ip - d);
+  if (avail < 20) return false;
+  const vihl = <u32>load<u8>(ip);
+  const ihl = (vihl & 0x0f) << 2;
+  if ((vihl >> 4) != 4 || ihl < 20 || ihl > avail) return false;
+  let sum: u32 = 0;
+  for (let i: u32 = 0; i < ihl; i += 2) sum += (<u32>load<u8>(ip + i) << 8) | <u32>load<u8>(ip + i + 1);
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return sum == 0xffff;
 }

@@ -12,10 +12,8 @@
  *   echo finds it dead and cleans up within the configured timers
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { createHash, randomBytes } from 'node:crypto';
-import net from 'node:net';
 import { netnsSupport, reportSkip } from './lib/netns.js';
-import { startPptpLab, waitUntil, USERS, GATEWAY, type PptpLab } from './lib/pptp-lab.js';
+import { bulkTransfer, startPptpLab, waitUntil, USERS, GATEWAY, type PptpLab } from './lib/pptp-lab.js';
 import { connectPptp, type PptpClient, type PptpClientOptions } from '../src/client/pptp.js';
 import { native } from '../src/dataplane/native.js';
 import type { PptpSessionEnd } from '../src/pptp/service.js';
@@ -42,74 +40,6 @@ async function rejectsWith(p: Promise<unknown>, code: string): Promise<Error> {
     return e as Error;
   }
   throw new Error(`expected a rejection with ${code}`);
-}
-
-/**
- * 50 MB (or `size`) over TCP through the tunnel: uplink (ns B -> a host behind
- * the gateway) then downlink; SHA-256 checked both ways. Returns the times.
- */
-export async function bulkTransfer(L: PptpLab, size: number, port: number): Promise<{ upMs: number; downMs: number }> {
-  const data = randomBytes(size);
-  const want = createHash('sha256').update(data).digest('hex');
-  const lfd = native.tcpListener({ netns: L.a.name, address: L.behind.host(1), port });
-  const received: { hash: string; bytes: number }[] = [];
-  const server = net.createServer((s) => {
-    const h = createHash('sha256');
-    let bytes = 0;
-    s.on('data', (d: Buffer) => {
-      h.update(d);
-      bytes += d.length;
-    });
-    s.on('end', () => {
-      received.push({ hash: h.digest('hex'), bytes });
-      s.end();
-    });
-    s.on('error', () => undefined);
-  });
-  await new Promise<void>((r) => server.listen({ fd: lfd }, r));
-  const lfd2 = native.tcpListener({ netns: L.a.name, address: L.behind.host(1), port: port + 1 });
-  const sender = net.createServer((s) => {
-    s.on('error', () => undefined);
-    s.end(data);
-  });
-  await new Promise<void>((r) => sender.listen({ fd: lfd2 }, r));
-  try {
-    const sock = new net.Socket({ fd: native.tcpSocket({ netns: L.b.name }) });
-    const t0 = performance.now();
-    await new Promise<void>((resolve, reject) => {
-      sock.once('error', reject);
-      sock.connect(port, L.behind.host(1), resolve);
-    });
-    sock.end(data);
-    sock.resume();
-    await waitUntil(() => received.length > 0, 240_000, 'the uplink transfer');
-    const upMs = performance.now() - t0;
-    sock.destroy();
-    expect(received[0]!.bytes).toBe(size);
-    expect(received[0]!.hash).toBe(want);
-
-    const down = new net.Socket({ fd: native.tcpSocket({ netns: L.b.name }) });
-    const t1 = performance.now();
-    const h = createHash('sha256');
-    let bytes = 0;
-    await new Promise<void>((resolve, reject) => {
-      down.once('error', reject);
-      down.on('data', (d: Buffer) => {
-        h.update(d);
-        bytes += d.length;
-      });
-      down.on('end', resolve);
-      down.connect(port + 1, L.behind.host(1));
-    });
-    const downMs = performance.now() - t1;
-    down.destroy();
-    expect(bytes).toBe(size);
-    expect(h.digest('hex')).toBe(want);
-    return { upMs, downMs };
-  } finally {
-    server.close();
-    sender.close();
-  }
 }
 
 const mbit = (bytes: number, ms: number) => ((bytes * 8) / (ms / 1000) / 1e6).toFixed(0);
@@ -183,7 +113,7 @@ describe.skipIf(!f.ok)('PPTP gateway and client in namespaces', () => {
       clients.push(c);
       expect(c.mppe).toEqual({ bits: 128, stateless });
       const SIZE = 50 * 1024 * 1024;
-      const t = await bulkTransfer(L, SIZE, stateless ? 5003 : 5001);
+      const t = await bulkTransfer(L, L.b, SIZE, stateless ? 5003 : 5001);
       const srv = L.dataplane.engines[0]!;
       const nonZero = (d: Record<string, bigint>) => JSON.stringify(Object.fromEntries(Object.entries(d).filter(([, v]) => v > 0n).map(([k, v]) => [k, Number(v)])));
       process.stderr.write(

@@ -281,20 +281,17 @@ export async function connectPptp(o: PptpClientOptions): Promise<PptpClient> {
       onEstablished: () => {
         try {
           call = control.openCall();
+          // Keyed by our call id from now on: the server's first GRE packet (LCP) may overtake its Outgoing-Call-Reply.
+          path.attach({ peer: serverIp, myCallId: call.localCallId, peerCallId: 0 });
         } catch (e) {
           log.error({ err: e }, 'pptp: cannot open a call');
-          control.stop(StopReason.None);
+          if (call) call.disconnect();
+          else control.stop(StopReason.None);
         }
       },
       onCallEstablished: (c) => {
         if (c !== call) return;
-        try {
-          path.attach({ peer: serverIp, myCallId: c.localCallId, peerCallId: c.peerCallId });
-        } catch (e) {
-          log.error({ err: e }, 'pptp: the data plane refused the call');
-          c.disconnect();
-          return;
-        }
+        path.setPeerCallId(c.peerCallId);
         log.info({ callId: c.localCallId, peerCallId: c.peerCallId }, 'pptp: call established');
         startPpp();
       },
@@ -403,7 +400,6 @@ export async function connectPptp(o: PptpClientOptions): Promise<PptpClient> {
         statelessPreferred: o.mppe?.stateless ?? false,
       },
     });
-    path.bind(ppp);
     ppp.on('authenticated', (r) => log.info({ method: r.method }, 'pptp: PPP authenticated'));
     ppp.on('authFailed', (r) => {
       authFailure = r;
@@ -417,6 +413,8 @@ export async function connectPptp(o: PptpClientOptions): Promise<PptpClient> {
       hangUp();
     });
     ppp.open();
+    // After open(): frames that came before the PPP session existed are fed to it now.
+    path.bind(ppp);
   };
 
   const onUp = (info: PppUpInfo) => {

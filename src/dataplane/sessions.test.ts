@@ -41,10 +41,12 @@ describe('SessionTable.mppeState', () => {
     dp.pump();
     expect(dp.sessions.mppeState(idx).receiveDiscarding).toBe(true);
     expect(dp.drops().mppe_coherency).toBe(1n);
-    // A flushed packet ends the discard state (its content is garbage here: only the state matters).
+    // A flushed packet that does not decrypt to IPv4 under any candidate key does not end it
+    // (src/pptp/datapath.test.ts resynchronises with real packets).
     dp.ring(abi.RingId.GRE_RX).push(mppeFrame(6, true, 2), { addr: slotAddr(PEER) });
     dp.pump();
-    expect(dp.sessions.mppeState(idx).receiveDiscarding).toBe(false);
+    expect(dp.sessions.mppeState(idx).receiveDiscarding).toBe(true);
+    expect(dp.drops().mppe_discard).toBe(1n);
     dp.close();
   });
 
@@ -56,6 +58,21 @@ describe('SessionTable.mppeState', () => {
     expect(dp.sessions.mppeState(plain)).toEqual({ on: false, stateless: false, sendFlushPending: false, receiveDiscarding: false });
     dp.sessions.release(plain);
     expect(() => dp.sessions.mppeState(plain)).toThrow(/not allocated/);
+    dp.close();
+  });
+
+  it('setGrePeerCall: the key of the packets sent changes; only on PPTP sessions', () => {
+    const { dp, idx } = pptpSession(false);
+    dp.sessions.setGrePeerCall(idx, 0x7777);
+    dp.sessions.mppeReset(idx);
+    dp.ring(abi.RingId.INJECT).push(new Uint8Array([0xff, 0x03, 0xc0, 0x21, 0x09, 0x01, 0x00, 0x08, 1, 2, 3, 4]), { session: idx });
+    dp.pump();
+    const keys: number[] = [];
+    dp.ring(abi.RingId.GRE_TX).drain((p) => keys.push((p[6]! << 8) | p[7]!));
+    expect(keys).toEqual([0x7777]);
+    const sstp = dp.sessions.allocate()!;
+    dp.sessions.attach(sstp, { tunnel: abi.Tunnel.SSTP });
+    expect(() => dp.sessions.setGrePeerCall(sstp, 1)).toThrow(/not a PPTP session/);
     dp.close();
   });
 });

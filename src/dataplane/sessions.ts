@@ -127,6 +127,18 @@ export class SessionTable {
     this.check(this.dp.wasm.sessionAttach(idx), 'attach', idx);
   }
 
+  /**
+   * PPTP: set the peer's call id (the key of the packets we send) of an
+   * attached session. A client attaches at its Outgoing-Call-Request, keyed
+   * by its own call id, so the server's first GRE packets are not lost, and
+   * learns the server's call id from the reply.
+   */
+  setGrePeerCall(idx: number, peerCallId: number): void {
+    const se = this.entry(idx);
+    if (this.dp.dv.getUint32(se + abi.SE_KIND, true) !== abi.Tunnel.PPTP) throw new VpnError('ERR_USAGE', `session ${idx} is not a PPTP session`);
+    this.dp.dv.setUint32(se + abi.SE_GRE_PEER_CALL, peerCallId & 0xffff, true);
+  }
+
   /** Start MPPE (after CCP opened): derives both directions' initial keys in the data plane. */
   mppe(idx: number, p: MppeParams): void {
     this.entry(idx);

@@ -13,7 +13,7 @@ import { DataPlane } from '../dataplane/engine.js';
 import { VirtualClock } from '../util/clock.js';
 import { silentLogger } from '../util/log.js';
 import type { PppSession, PppUpInfo } from '../ppp/index.js';
-import { PathState, PptpDataPath, PPTP_MAX_MTU, RESET_REPEAT_MS } from './datapath.js';
+import { EARLY_FRAMES, PathState, PptpDataPath, PPTP_MAX_MTU, RESET_POLL_MS, RESET_REPEAT_MAX_MS, RESET_REPEAT_MS, RESET_SECOND_COPY_MS } from './datapath.js';
 import { ipv4Packet, udp } from '../../test/lib/packets.js';
 
 const SERVER = '198.18.1.1';
@@ -116,22 +116,47 @@ describe('PptpDataPath', () => {
     expect(srv.dp.sessions.used).toBe(0);
   });
 
-  it('stateful: one Reset-Request per loss, repeated only while packets keep being discarded, none once resynchronised', () => {
+  it('a client attached before it knows the server call id keeps the frames that come before its PPP session', () => {
+    const clock = new VirtualClock();
+    const srv = side('server', clock);
+    const dp = new DataPlane({ maxSessions: 2, streamBuffers: false });
+    const path = PptpDataPath.open(dp, { clock, log: silentLogger, client: true, onSanity: () => undefined })!;
+    path.attach({ peer: SERVER, myCallId: 0x200, peerCallId: 0 });
+    const cli = { dp, path, ppp: new FakePpp(), sanity: [], addr: CLIENT };
+    const lcp = (id: number) => new Uint8Array([0xff, 0x03, 0xc0, 0x21, 0x01, id, 0x00, 0x04]);
+    for (let i = 1; i <= EARLY_FRAMES + 2; i++) srv.path.sendPpp(lcp(i));
+    srv.dp.pump();
+    deliver(srv, cli);
+    expect(cli.ppp.frames).toHaveLength(0);
+    path.setPeerCallId(0x100);
+    path.bind(cli.ppp as unknown as PppSession);
+    // The first EARLY_FRAMES, in order; the rest were dropped (LCP retransmits).
+    expect(cli.ppp.frames.map((f) => f[5])).toEqual(Array.from({ length: EARLY_FRAMES }, (_, i) => i + 1));
+    path.sendPpp(lcp(99));
+    dp.pump();
+    const keys: number[] = [];
+    dp.ring(abi.RingId.GRE_TX).drain((p) => keys.push((p[6]! << 8) | p[7]!));
+    expect(keys).toContain(0x100);
+  });
+
+  it('stateful: a Reset-Request per loss, sent twice, then repeated only while packets keep being discarded', () => {
     const { clock, srv, cli } = pair(false);
     sendDown(srv, 0, 5);
     deliver(srv, cli, (i) => i !== 2); // lose the third
     expect(tunOut(cli)).toEqual([0, 1]);
     expect(cli.ppp.resetRequests).toBe(1);
     expect(cli.path.stats).toMatchObject({ resetRequestsSent: 1, resetRequestsRepeated: 0 });
-    // The request is lost too; the sender keeps sending, the receiver keeps discarding: repeated after RESET_REPEAT_MS.
+    clock.advance(RESET_SECOND_COPY_MS);
+    expect(cli.path.stats).toMatchObject({ resetRequestsSent: 2, resetRequestsRepeated: 1 });
+    // Both lost; the sender keeps sending, the receiver keeps discarding: repeated after RESET_REPEAT_MS.
     sendDown(srv, 10, 3);
     deliver(srv, cli);
     expect(tunOut(cli)).toEqual([]);
-    clock.advance(RESET_REPEAT_MS);
-    expect(cli.path.stats).toMatchObject({ resetRequestsSent: 2, resetRequestsRepeated: 1 });
+    clock.advance(RESET_REPEAT_MS + RESET_POLL_MS);
+    expect(cli.path.stats).toMatchObject({ resetRequestsSent: 3, resetRequestsRepeated: 2 });
     // Nothing arrives meanwhile (an idle sender): no repeat.
-    clock.advance(RESET_REPEAT_MS * 3);
-    expect(cli.path.stats.resetRequestsSent).toBe(2);
+    clock.advance(RESET_REPEAT_MAX_MS * 3);
+    expect(cli.path.stats.resetRequestsSent).toBe(3);
     // This one reaches the server: it flushes its next packet and acknowledges.
     srv.ppp.emit('ccpResetRequest', 7);
     expect(srv.ppp.resetAcks).toEqual([7]);
@@ -140,8 +165,70 @@ describe('PptpDataPath', () => {
     deliver(srv, cli);
     expect(tunOut(cli)).toEqual([20, 21, 22]);
     expect(cli.dp.sessions.mppeState(cli.path.idx).receiveDiscarding).toBe(false);
-    clock.advance(RESET_REPEAT_MS * 4);
-    expect(cli.path.stats.resetRequestsSent).toBe(2);
+    clock.advance(RESET_REPEAT_MAX_MS * 4);
+    expect(cli.path.stats.resetRequestsSent).toBe(3);
+  });
+
+  it('stateful: repeats back off (doubling, capped) while the peer keeps sending and never flushes', () => {
+    const { clock, srv, cli } = pair(false);
+    sendDown(srv, 0, 3);
+    deliver(srv, cli, (i) => i !== 0);
+    expect(cli.path.stats.resetRequestsSent).toBe(1);
+    const times: number[] = [];
+    for (let ms = 0; ms < 10_000; ms += 5) {
+      // The peer keeps sending (never flushing): every packet is discarded.
+      sendDown(srv, 50, 1);
+      deliver(srv, cli);
+      const before = cli.path.stats.resetRequestsSent;
+      clock.advance(5);
+      if (cli.path.stats.resetRequestsSent > before) times.push(clock.now());
+    }
+    expect(times[0]).toBe(RESET_SECOND_COPY_MS);
+    const gaps = times.slice(1).map((t, i) => t - times[i]!);
+    const want = [100, 200, 400, 800, 1600, 1600, 1600, 1600, 1600];
+    expect(gaps).toHaveLength(want.length);
+    // Within one poll period of the back-off.
+    gaps.forEach((g, i) => expect(g - want[i]!).toBeGreaterThanOrEqual(0));
+    gaps.forEach((g, i) => expect(g - want[i]!).toBeLessThanOrEqual(RESET_POLL_MS));
+    expect(RESET_REPEAT_MAX_MS).toBe(1600);
+    expect(cli.path.stats.resetRequestsRepeated).toBe(times.length);
+  });
+
+  it('stateful: after a pause, the first discarded packet brings the repeat within RESET_POLL_MS', () => {
+    const { clock, srv, cli } = pair(false);
+    sendDown(srv, 0, 3);
+    deliver(srv, cli, (i) => i !== 0);
+    clock.advance(5_000); // the peer is quiet (a TCP sender in retransmission back-off)
+    expect(cli.path.stats.resetRequestsSent).toBe(2); // the request and its second copy
+    sendDown(srv, 7, 1);
+    deliver(srv, cli);
+    clock.advance(RESET_POLL_MS);
+    expect(cli.path.stats).toMatchObject({ resetRequestsSent: 3, resetRequestsRepeated: 2 });
+  });
+
+  it('stateful: the flushed answer to a Reset-Request is lost, a second one comes: the receiver finds the key (two changes)', () => {
+    const { clock, srv, cli } = pair(false);
+    sendDown(srv, 0, 4);
+    deliver(srv, cli, (i) => i !== 1);
+    expect(tunOut(cli)).toEqual([0]);
+    srv.ppp.emit('ccpResetRequest', 1);
+    sendDown(srv, 10, 3);
+    deliver(srv, cli, (i) => i !== 0); // the flushed packet (the sender changed its key) is lost
+    expect(tunOut(cli)).toEqual([]);
+    clock.advance(RESET_SECOND_COPY_MS);
+    expect(cli.path.stats.resetRequestsRepeated).toBe(1);
+    srv.ppp.emit('ccpResetRequest', 2); // the sender changes its key again on its next packet
+    sendDown(srv, 20, 3);
+    deliver(srv, cli);
+    expect(tunOut(cli)).toEqual([20, 21, 22]);
+    const d = cli.dp.drops();
+    expect([d.ppp_protocol, d.bad_ip_header, d.spoofed_source]).toEqual([0n, 0n, 0n]);
+    expect(cli.dp.sessions.mppeState(cli.path.idx).receiveDiscarding).toBe(false);
+    // And it stays in step: the next flag packet (count 255) changes the key on both sides.
+    sendDown(srv, 0, 260);
+    deliver(srv, cli);
+    expect(tunOut(cli)).toHaveLength(260);
+    expect(cli.dp.drops().mppe_coherency).toBe(1n);
   });
 
   it('stateful: a full TUN ring on the receiver drops packets without desynchronising MPPE', () => {

@@ -20,11 +20,18 @@
  * Stateful MPPE resynchronisation (RFC 3078 section 8.2): the data plane
  * reports a lost packet once (MPPE_RESET_NEEDED) and discards until a
  * flushed packet. We send a CCP Reset-Request; if the receiver still
- * discards after RESET_REPEAT_MS and packets kept arriving meanwhile (the
- * request or its flushed answer was lost), we send it again, as pppd does
- * (ccp.c: RACK_PENDING / RREQ_REPEAT). A Reset-Request from the peer makes
- * our next packet flushed; we answer it with a Reset-Ack as pppd does
- * (Windows ignores Reset-Acks: for MPPE the flushed packet is the answer).
+ * still discards RESET_SECOND_COPY_MS later we send it once more (a lost
+ * request costs the peer's next packet, and with TCP that is a retransmission
+ * whose loss doubles its timer); after that, while packets keep being
+ * discarded (the request or its flushed answer was lost), we repeat it as
+ * pppd does (ccp.c: RACK_PENDING / RREQ_REPEAT), the back-off doubling from
+ * RESET_REPEAT_MS up to RESET_REPEAT_MAX_MS. Repeats are safe: the sender changes its key on every
+ * flushed packet, the first one that arrives ends the discard state, and the
+ * data plane finds the key across up to MPPE_FLUSH_TRIES - 1 lost ones
+ * (assembly/mppe.ts). A Reset-Request from the peer makes our next packet
+ * flushed; we answer it
+ * with a Reset-Ack as pppd does (Windows ignores Reset-Acks: for MPPE the
+ * flushed packet is the answer).
  */
 import * as abi from '../../assembly/abi.js';
 import type { Clock, Timer } from '../util/clock.js';
@@ -46,8 +53,20 @@ export const PATH_MTU = 1500;
 export const PPTP_MAX_MTU = PATH_MTU - IPV4_HEADER - GRE_HEADER_MAX - PPP_HEADER - MPPE_OVERHEAD;
 
 // Our choices.
-/** Repeat an unanswered CCP Reset-Request after this long while the receiver still discards (pppd: 1 s). */
-export const RESET_REPEAT_MS = 500;
+/** The first Reset-Request of a loss is sent again this much later unless answered (a lost request is costly). */
+export const RESET_SECOND_COPY_MS = 5;
+/**
+ * Back-off before a further repeat while the receiver still discards (pppd
+ * waits 1 s); it doubles with each repeat, so a long round trip costs few
+ * extra requests.
+ */
+export const RESET_REPEAT_MS = 100;
+/** The longest wait between two repeats (a receiver stuck behind a slow sender still asks now and then). */
+export const RESET_REPEAT_MAX_MS = 1_600;
+/** How often a discarding receiver looks whether packets keep being discarded. */
+export const RESET_POLL_MS = 20;
+/** PPP frames kept for a PPP session not bound yet (LCP's first Configure-Requests). */
+export const EARLY_FRAMES = 8;
 /** Raw GRE socket buffers: a burst of a few thousand full-size packets. */
 export const GRE_SOCKET_BUFFER = 8 << 20;
 
@@ -95,6 +114,11 @@ export class PptpDataPath {
   private ppp: PppSession | undefined;
   private resetTimer: Timer | undefined;
   private dropsAtReset = 0n;
+  private lastResetAt = 0;
+  /** Reset-Requests sent for the current loss (the receiver's current discard episode). */
+  private episodeRequests = 0;
+  /** PPP frames that arrived before the PPP session was bound (the server's first LCP packet overtaking its call reply). */
+  private readonly early: Uint8Array[] = [];
   private idxValue = -1;
 
   private constructor(
@@ -120,9 +144,10 @@ export class PptpDataPath {
   }
 
   /**
-   * The call is established: GRE keyed with `gre.myCallId` from `gre.peer`
-   * is parsed in WASM from now on. Throws (VpnError) when the call id is
-   * already bound in this data plane.
+   * The call is established (or, for a client, requested: `gre.peerCallId`
+   * may then be 0 until {@link setPeerCallId}): GRE keyed with
+   * `gre.myCallId` from `gre.peer` is parsed in WASM from now on. Throws
+   * (VpnError) when the call id is already bound in this data plane.
    */
   attach(gre: GreParams): void {
     if (this.current !== PathState.Open) return;
@@ -130,13 +155,24 @@ export class PptpDataPath {
     this.transition(PathState.Attached, `GRE call ${gre.myCallId} <- ${gre.peer}, sending to call ${gre.peerCallId}`);
   }
 
-  /** The call's PPP session: it receives the diverted frames; its CCP resets drive MPPE. */
+  /** The peer's call id, learnt after attach (a client attaches at its Outgoing-Call-Request). */
+  setPeerCallId(peerCallId: number): void {
+    if (this.current === PathState.Closed || this.current === PathState.Open) return;
+    this.dp.sessions.setGrePeerCall(this.idx, peerCallId);
+  }
+
+  /**
+   * The call's PPP session, opened: it receives the diverted frames (first
+   * those that arrived before it existed); its CCP resets drive MPPE.
+   */
   bind(ppp: PppSession): void {
     this.ppp = ppp;
     ppp.on('ccpResetRequest', (id) => this.onPeerResetRequest(id));
     ppp.on('ccpResetAck', () => {
       this.stats.resetAcksReceived++;
     });
+    const early = this.early.splice(0);
+    for (const f of early) ppp.input(f);
   }
 
   /** Send a PPP frame through the tunnel (sequenced GRE, never encrypted). False when INJECT is full. */
@@ -180,6 +216,7 @@ export class PptpDataPath {
     this.resetTimer?.cancel();
     this.resetTimer = undefined;
     this.ppp = undefined;
+    this.early.length = 0;
     if (this.idx >= 0) this.dp.closeSession(this.idx);
   }
 
@@ -197,9 +234,12 @@ export class PptpDataPath {
       case abi.CtrlKind.PPP_FRAME:
         this.stats.pppFramesIn++;
         // The view is valid only during this call.
-        this.ppp?.input(payload.slice());
+        if (this.ppp) this.ppp.input(payload.slice());
+        else if (this.early.length < EARLY_FRAMES) this.early.push(payload.slice());
         return;
       case abi.CtrlKind.MPPE_RESET_NEEDED:
+        // A new loss: the data plane reports each discard episode once.
+        this.episodeRequests = 0;
         this.requestReset(false);
         return;
       case abi.CtrlKind.MPPE_SANITY:
@@ -213,25 +253,43 @@ export class PptpDataPath {
 
   /** RFC 3078 8.2: ask the peer to flush; repeat while we keep discarding. */
   private requestReset(repeat: boolean): void {
+    this.resetTimer?.cancel();
+    this.resetTimer = undefined;
     if (!this.ppp?.sendResetRequest()) return;
+    this.episodeRequests++;
     this.stats.resetRequestsSent++;
     if (repeat) this.stats.resetRequestsRepeated++;
-    this.opts.log.debug({ session: this.idx, repeat }, 'pptp: MPPE lost sync, CCP Reset-Request sent');
+    this.opts.log.debug({ session: this.idx, repeat, episodeRequests: this.episodeRequests }, 'pptp: MPPE lost sync, CCP Reset-Request sent');
+    this.lastResetAt = this.opts.clock.now();
     this.dropsAtReset = this.dp.sessions.counters(this.idx).drops;
-    this.resetTimer?.cancel();
-    this.resetTimer = this.opts.clock.setTimer(RESET_REPEAT_MS, () => this.onResetRepeatTimeout());
+    // The first request goes out twice: a lost request costs the peer's next packet, often a TCP retransmission.
+    if (this.episodeRequests === 1) this.resetTimer = this.opts.clock.setTimer(RESET_SECOND_COPY_MS, () => this.onSecondCopy());
+    else this.resetTimer = this.opts.clock.setTimer(RESET_POLL_MS, () => this.onResetPoll());
   }
 
-  private onResetRepeatTimeout(): void {
+  private onSecondCopy(): void {
+    this.resetTimer = undefined;
+    if (this.current !== PathState.Up || !this.dp.sessions.mppeState(this.idx).receiveDiscarding) return;
+    this.requestReset(true);
+  }
+
+  /**
+   * While the receiver discards: repeat the request once packets were
+   * discarded since the last one and its back-off has passed (an idle peer
+   * has nothing to flush; a peer that sends again after a pause gets the
+   * repeat right away, not a back-off later).
+   */
+  private onResetPoll(): void {
     this.resetTimer = undefined;
     if (this.current !== PathState.Up) return;
     if (!this.dp.sessions.mppeState(this.idx).receiveDiscarding) return;
-    // Only when packets were discarded meanwhile: an idle peer has nothing to flush.
-    if (this.dp.sessions.counters(this.idx).drops === this.dropsAtReset) {
-      this.resetTimer = this.opts.clock.setTimer(RESET_REPEAT_MS, () => this.onResetRepeatTimeout());
+    const backoff = Math.min(RESET_REPEAT_MAX_MS, RESET_REPEAT_MS * 2 ** Math.min(this.episodeRequests - 2, 16));
+    const discarded = this.dp.sessions.counters(this.idx).drops !== this.dropsAtReset;
+    if (discarded && this.opts.clock.now() - this.lastResetAt >= backoff) {
+      this.requestReset(true);
       return;
     }
-    this.requestReset(true);
+    this.resetTimer = this.opts.clock.setTimer(RESET_POLL_MS, () => this.onResetPoll());
   }
 
   private onPeerResetRequest(id: number): void {

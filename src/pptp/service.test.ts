@@ -284,15 +284,18 @@ describe('PPTP service and client back to back (loopback control connection, GRE
       S.dp.schedule();
     };
     send(0, 5);
-    await waitUntil(() => c.stats().resetRequestsSent === 1, 5_000, 'a Reset-Request from the client');
-    await waitUntil(() => S.service.liveSessions[0]!.pathStats!.resetRequestsReceived === 1, 5_000, 'the server to see it');
+    await waitUntil(() => c.stats().resetRequestsSent >= 1, 5_000, 'a Reset-Request from the client');
+    await waitUntil(() => S.service.liveSessions[0]!.pathStats!.resetRequestsReceived >= 1, 5_000, 'the server to see it');
     S.tunTx(c.dataplane);
     send(100, 5);
     const back: Uint8Array[] = [];
     await waitUntil(() => (back.push(...S.tunTx(c.dataplane)), back.length >= 5), 5_000, 'traffic after the flush');
     expect(back.map((p) => p[27])).toEqual([100, 101, 102, 103, 104]);
-    // The first packet after the Reset-Request was flushed.
-    expect(c.stats().resetAcksReceived).toBe(1);
+    // One loss, one Reset-Request (and its second copy, sent while the client still discarded), each acknowledged.
+    const st = c.stats();
+    expect(st.resetRequestsSent - st.resetRequestsRepeated).toBe(1);
+    expect(st.resetRequestsSent).toBeLessThanOrEqual(2);
+    expect(st.resetAcksReceived).toBe(S.service.liveSessions[0]!.pathStats!.resetRequestsReceived);
     expect(c.dataplane.sessions.mppeState(c.sessionIndex).receiveDiscarding).toBe(false);
   }, 30_000);
 

@@ -453,7 +453,6 @@ export class PptpServerSession {
       mppe: p.mppe,
     });
     this.ppp = ppp;
-    path.bind(ppp);
     ppp.on('authenticated', (r) => {
       this.user = r.username;
       this.log.info({ user: r.username, method: r.method }, 'pptp: PPP authenticated');
@@ -464,6 +463,8 @@ export class PptpServerSession {
     ppp.on('up', (info) => this.onPppUp(info));
     ppp.on('down', (info) => this.onPppDown(info));
     ppp.open();
+    // After open(): frames that came before the PPP session existed are fed to it now.
+    path.bind(ppp);
   }
 
   private onPppUp(info: PppUpInfo): void {

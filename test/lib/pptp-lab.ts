@@ -11,7 +11,9 @@
  * service opens its listener and raw GRE socket in ns A (`netns` option).
  * Tests add namespaces (NAT, relay) with {@link PptpLab.link}.
  */
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseConfig } from '../../src/config/load.js';
@@ -22,6 +24,8 @@ import { snapshotDataplane } from '../../src/metrics/dataplane.js';
 import { createLogger, silentLogger, type Logger } from '../../src/util/log.js';
 import { systemClock } from '../../src/util/clock.js';
 import { PptpService, type PptpServiceOptions } from '../../src/pptp/service.js';
+import { native } from '../../src/dataplane/native.js';
+import { expect } from 'vitest';
 import { NetLab, uniqueIfName, type Netns, type Subnet } from './netns.js';
 
 export const GATEWAY = '198.18.128.1';
@@ -147,3 +151,73 @@ export async function waitUntil(cond: () => boolean, ms: number, what: string): 
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/**
+ * `size` bytes over TCP through the tunnel: uplink (the client's namespace ->
+ * a host behind the gateway), then downlink; SHA-256 checked both ways (with
+ * vitest's expect). Returns the times.
+ */
+export async function bulkTransfer(L: PptpLab, client: Netns, size: number, port: number): Promise<{ upMs: number; downMs: number }> {
+  const data = randomBytes(size);
+  const want = createHash('sha256').update(data).digest('hex');
+  const lfd = native.tcpListener({ netns: L.a.name, address: L.behind.host(1), port });
+  const received: { hash: string; bytes: number }[] = [];
+  const server = net.createServer((s) => {
+    const h = createHash('sha256');
+    let bytes = 0;
+    s.on('data', (d: Buffer) => {
+      h.update(d);
+      bytes += d.length;
+    });
+    s.on('end', () => {
+      received.push({ hash: h.digest('hex'), bytes });
+      s.end();
+    });
+    s.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => server.listen({ fd: lfd }, r));
+  const lfd2 = native.tcpListener({ netns: L.a.name, address: L.behind.host(1), port: port + 1 });
+  const sender = net.createServer((s) => {
+    s.on('error', () => undefined);
+    s.end(data);
+  });
+  await new Promise<void>((r) => sender.listen({ fd: lfd2 }, r));
+  try {
+    const sock = new net.Socket({ fd: native.tcpSocket({ netns: client.name }) });
+    const t0 = performance.now();
+    await new Promise<void>((resolve, reject) => {
+      sock.once('error', reject);
+      sock.connect(port, L.behind.host(1), resolve);
+    });
+    sock.end(data);
+    sock.resume();
+    await waitUntil(() => received.length > 0, 240_000, 'the uplink transfer');
+    const upMs = performance.now() - t0;
+    sock.destroy();
+    expect(received[0]!.bytes).toBe(size);
+    expect(received[0]!.hash).toBe(want);
+
+    const down = new net.Socket({ fd: native.tcpSocket({ netns: client.name }) });
+    const t1 = performance.now();
+    const h = createHash('sha256');
+    let bytes = 0;
+    await new Promise<void>((resolve, reject) => {
+      down.once('error', reject);
+      down.on('data', (d: Buffer) => {
+        h.update(d);
+        bytes += d.length;
+      });
+      down.on('end', resolve);
+      down.connect(port + 1, L.behind.host(1));
+    });
+    const downMs = performance.now() - t1;
+    down.destroy();
+    expect(bytes).toBe(size);
+    expect(h.digest('hex')).toBe(want);
+    return { upMs, downMs };
+  } finally {
+    server.close();
+    sender.close();
+  }
+}
+

@@ -127,15 +127,16 @@ export class PptpRelay {
     this.sockets.add(upstream);
     client.pause();
     upstream.connect(this.o.serverPort ?? 1723, this.o.server, () => client.resume());
-    const fromServer = new ControlDeframer();
-    upstream.on('data', (d: Buffer) => {
-      // The server's Outgoing-Call-Reply names the client's call id (Peer's Call ID): GRE keyed with it goes to this client.
-      for (const m of fromServer.push(d).messages) {
-        if (m.type === ControlMessageType.OutgoingCallReply) this.clientByCall.set(m.peerCallId, clientAddr);
+    const fromClient = new ControlDeframer();
+    upstream.on('data', (d: Buffer) => client.write(d));
+    client.on('data', (d: Buffer) => {
+      // The client's Outgoing-Call-Request names its call id: GRE from the server keyed with it goes to this
+      // client. Learnt before the server can answer, so its first GRE packet already finds the way.
+      for (const m of fromClient.push(d).messages) {
+        if (m.type === ControlMessageType.OutgoingCallRequest) this.clientByCall.set(m.callId, clientAddr);
       }
-      client.write(d);
+      upstream.write(d);
     });
-    client.on('data', (d: Buffer) => upstream.write(d));
     const end = () => {
       client.destroy();
       upstream.destroy();
