@@ -101,6 +101,9 @@ describe('per-section issues with exact paths', () => {
     ['sstp: {proxyProtocol: 1}', 'sstp.proxyProtocol', 'expected true or false, got 1'],
     ['pptp: {port: 70000}', 'pptp.port', 'expected an integer 1..65535, got 70000'],
     ['pptp: {echoInterval: "2h"}', 'pptp.echoInterval', /got "2h"$/],
+    ['pptp: {echoTimeout: "500ms"}', 'pptp.echoTimeout', /^expected a duration 1s\.\.3600s .*, got "500ms"$/],
+    ['pptp: {lcpEchoInterval: -1}', 'pptp.lcpEchoInterval', /^expected a duration 0s\.\.3600s .*, got -1$/],
+    ['pptp: {lcpEchoFailures: 0}', 'pptp.lcpEchoFailures', 'expected an integer 1..100, got 0'],
     ['l2tp: {enabled: true}', 'l2tp.psk', 'expected a pre-shared key when l2tp.enabled is true, got nothing'],
     ['l2tp: {natTPort: -1}', 'l2tp.natTPort', 'expected an integer 1..65535, got -1'],
     ['limits: {maxSessionsPerUser: 0}', 'limits.maxSessionsPerUser', 'expected an integer 1..65536, got 0'],
@@ -147,6 +150,13 @@ describe('per-section issues with exact paths', () => {
   it('parses durations in every unit, and bare numbers as seconds', () => {
     const r = checkConfig('sstp: {helloInterval: 1.5}\npptp: {echoInterval: "2m"}\nlimits: {handshakeTimeout: "1500ms"}');
     expect(r.ok && [r.config.sstp.helloInterval, r.config.pptp.echoInterval, r.config.limits.handshakeTimeout]).toEqual([1500, 120_000, 1500]);
+  });
+
+  it('pptp keep-alives: the LCP echo can be turned off (0); defaults 30 s x 3 and 60 s', () => {
+    const r = checkConfig('pptp: {lcpEchoInterval: 0, echoTimeout: 5s}');
+    expect(r.ok && [r.config.pptp.lcpEchoInterval, r.config.pptp.lcpEchoFailures, r.config.pptp.echoTimeout]).toEqual([0, 3, 5_000]);
+    const d = checkConfig('');
+    expect(d.ok && [d.config.pptp.lcpEchoInterval, d.config.pptp.echoInterval, d.config.pptp.echoTimeout]).toEqual([30_000, 60_000, 60_000]);
   });
 
   it('accepts ranges, single addresses and several pools', () => {
