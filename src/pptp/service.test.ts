@@ -28,7 +28,8 @@ import { silentLogger } from '../util/log.js';
 import { connectPptp, type PptpClient, type PptpClientOptions } from '../client/pptp.js';
 import { CallIdAllocator } from './callid.js';
 import { decodeGre } from './gre.js';
-import { PptpService, pptpAuthMethods, pptpMppePolicy, pptpPolicyVerifier } from './service.js';
+import { PptpService, pptpAuthMethods, pptpMppePolicy, pptpPolicyVerifier, type PptpServiceOptions } from './service.js';
+import { ControlMessageType, encodeControlMessage, FRAMING_ANY, BEARER_ANY, ControlDeframer } from './codec.js';
 import { PPTP_MAX_MTU } from './datapath.js';
 import type { Verifier } from '../ppp/auth/types.js';
 import { icmpEcho, ipv4Packet } from '../../test/lib/packets.js';
@@ -125,7 +126,7 @@ afterEach(async () => {
 
 const USERS = { alice: 'pw-alice', bob: 'pw-bob' };
 
-async function start(extra = '') {
+async function start(extra = '', serviceOptions: Omit<PptpServiceOptions, 'greSocket'> = {}) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'vpngw-pptp-svc-'));
   writeFileSync(path.join(dir, 'users.yaml'), `users:\n${Object.entries(USERS).map(([u, p]) => `  ${u}: {password: ${p}}`).join('\n')}\n`);
   const port = await freePort();
@@ -144,7 +145,7 @@ ${extra}
   const metrics = new GatewayMetrics(undefined, { defaultMetrics: false });
   const dp = new DataPlane({ maxSessions: 8, streamBuffers: false });
   const gateway = new Gateway({ config, log: silentLogger, clock: systemClock, metrics, dataplanes: () => [dp] });
-  const service = new PptpService({ greSocket: false });
+  const service = new PptpService({ greSocket: false, ...serviceOptions });
   await gateway.start([service]);
   const wire = new GreWire(dp);
   let nextCallIdBase = 0x1000;
@@ -364,6 +365,40 @@ describe('PPTP service and client back to back (loopback control connection, GRE
     await rejectsWith(S.connect(), 'ERR_AUTH_REJECTED');
     expect(await S.metrics.text()).toMatch(/^vpngw_auth_results_total\{method="mschapv2",outcome="rate-limited"\} 1$/m);
   }, 30_000);
+});
+
+describe('PPTP service set-up bound', () => {
+  it('a client that opens the control connection but never a call is stopped when the set-up time runs out', async () => {
+    const S = await start('', { setupTimeoutMs: 400 });
+    const sock = net.connect(S.port, LOOPBACK);
+    cleanups.push(() => void sock.destroy());
+    const deframer = new ControlDeframer();
+    const seen: ControlMessageType[] = [];
+    sock.on('data', (d: Buffer) => seen.push(...deframer.push(d).messages.map((m) => m.type)));
+    const closed = new Promise<number>((r) => sock.once('close', () => r(performance.now())));
+    await new Promise<void>((r) => sock.once('connect', r));
+    const t0 = performance.now();
+    sock.write(
+      encodeControlMessage({
+        type: ControlMessageType.StartControlConnectionRequest,
+        protocolVersion: 0x0100,
+        framingCapabilities: FRAMING_ANY,
+        bearerCapabilities: BEARER_ANY,
+        maximumChannels: 0,
+        firmwareRevision: 1,
+        hostName: 'test',
+        vendorName: 'test',
+      }),
+    );
+    await waitUntil(() => seen.includes(ControlMessageType.StopControlConnectionRequest), 5_000, 'Stop-Control-Connection-Request');
+    expect(seen[0]).toBe(ControlMessageType.StartControlConnectionReply);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(350);
+    // We do not answer: the server drops the connection after its stop wait at the latest.
+    sock.resume();
+    const at = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(-1), 8_000))]);
+    expect(at).toBeGreaterThan(0);
+    await waitUntil(() => S.service.liveSessions.length === 0, 2_000, 'the session to go');
+  }, 20_000);
 });
 
 describe('PPTP policy helpers', () => {

@@ -27,7 +27,7 @@
  * stateless mode when the client asks and mppe.stateless allows it.
  *
  * Bounds (config `limits`): the control hand-shake and the wait for a call
- * (handshakeTimeout), PPP set-up (SETUP_TIMEOUT_MS), connections per source
+ * (handshakeTimeout), the whole set-up (SETUP_TIMEOUT_MS), connections per source
  * whose PPP is not up yet, total sessions, sessions per user (checked when
  * the credentials verify), authentication failures per source.
  */
@@ -55,7 +55,7 @@ import { IPPROTO_GRE } from './gre.js';
 import { GRE_SOCKET_BUFFER, PPTP_MAX_MTU, PptpDataPath, type PptpPathStats } from './datapath.js';
 
 // Our choices.
-/** From the call's establishment to PPP up (LCP, authentication with MS-CHAPv2 retries, CCP, IPCP). */
+/** From TCP accept to PPP up: control hand-shake, call, LCP, authentication (with MS-CHAPv2 retries), CCP, IPCP. */
 export const SETUP_TIMEOUT_MS = 60_000;
 /** After our LCP Terminate-Request, how long to wait for PPP to finish before Call-Disconnect-Notify. */
 export const TEARDOWN_LCP_WAIT_MS = 3_000;
@@ -81,7 +81,7 @@ export interface PptpServiceOptions {
    * without root).
    */
   greSocket?: boolean;
-  /** PPP set-up bound (default SETUP_TIMEOUT_MS). */
+  /** Bound from TCP accept to PPP up (default SETUP_TIMEOUT_MS). */
   setupTimeoutMs?: number;
   /** Call ids handed out (default 1..65535 from a random point). */
   callIds?: CallIdRange;
