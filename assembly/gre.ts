@@ -308,14 +308,19 @@ export function greReceive(budget: u32): u32 {
   return done;
 }
 
-/** End of batch: acknowledge what was received and not acknowledged on a data packet. */
+/**
+ * End of batch: acknowledge what was received and not acknowledged on a
+ * data packet. Not while the peer's call id is unknown (0: a client attached
+ * at its Outgoing-Call-Request, before the reply): the acknowledgment stays
+ * pending and rides on the first packet we send.
+ */
 export function greFlushAcks(): void {
   const list = ackList();
   for (let i: u32 = 0; i < ackCount; i++) {
     const idx = load<u32>(list + (<usize>i << 2));
     if (idx >= maxSessions) continue;
     const se = sessionAddr(idx);
-    if (load<u32>(se + SE_KIND) == Tunnel.PPTP && (load<u32>(se + SE_GRE_FLAGS) & GreFlag.ACK_PENDING)) greAckOnly(se);
+    if (load<u32>(se + SE_KIND) == Tunnel.PPTP && (load<u32>(se + SE_GRE_FLAGS) & GreFlag.ACK_PENDING) && load<u32>(se + SE_GRE_PEER_CALL) != 0) greAckOnly(se);
   }
   ackCount = 0;
 }

@@ -128,15 +128,21 @@ describe('PptpDataPath', () => {
     srv.dp.pump();
     deliver(srv, cli);
     expect(cli.ppp.frames).toHaveLength(0);
+    // Nothing goes out keyed with an unknown call id (no acknowledgment-only packet with key 0).
+    expect(dp.ring(abi.RingId.GRE_TX).occupancy).toBe(0);
     path.setPeerCallId(0x100);
     path.bind(cli.ppp as unknown as PppSession);
     // The first EARLY_FRAMES, in order; the rest were dropped (LCP retransmits).
     expect(cli.ppp.frames.map((f) => f[5])).toEqual(Array.from({ length: EARLY_FRAMES }, (_, i) => i + 1));
     path.sendPpp(lcp(99));
     dp.pump();
-    const keys: number[] = [];
-    dp.ring(abi.RingId.GRE_TX).drain((p) => keys.push((p[6]! << 8) | p[7]!));
-    expect(keys).toContain(0x100);
+    const sent: Uint8Array[] = [];
+    dp.ring(abi.RingId.GRE_TX).drain((p) => sent.push(p.slice()));
+    // Our first packet, keyed with the server's call id, carries the pending acknowledgment (A bit, last sequence seen).
+    expect(sent).toHaveLength(1);
+    expect((sent[0]![6]! << 8) | sent[0]![7]!).toBe(0x100);
+    expect(sent[0]![1]! & 0x80).toBe(0x80);
+    expect(new DataView(sent[0]!.buffer).getUint32(12)).toBe(EARLY_FRAMES + 1); // the server's sequence numbers start at 0
   });
 
   it('stateful: a Reset-Request per loss, sent twice, then repeated only while packets keep being discarded', () => {
