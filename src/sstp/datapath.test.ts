@@ -8,7 +8,7 @@
 import { describe, it, expect } from 'vitest';
 import * as abi from '../../assembly/abi.js';
 import { DataPlane } from '../dataplane/engine.js';
-import { SstpStreamPath, outPoolSize } from './datapath.js';
+import { OUT_LARGE, OUT_SMALL, SstpStreamPath, outPoolSize } from './datapath.js';
 import { dataPacketBytes } from './codec.js';
 import { ipv4Packet, udp } from '../../test/lib/packets.js';
 
@@ -89,32 +89,66 @@ describe('SstpStreamPath', () => {
     const path = SstpStreamPath.open(dp, socket, noSink)!;
     path.attach();
     path.activate({ ipv4: CLIENT, mtu: 1400 });
-    // 100 packets: about 130 KB, eight or nine 16 KiB STREAM_OUT slots, in one pump.
     const pks = Array.from({ length: 100 }, (_, i) => ipv4Packet('198.18.128.1', CLIENT, 17, udp(53, 1000 + i, new Uint8Array(1250).fill(i))));
-    for (const pk of pks) dp.ring(abi.RingId.TUN_RX).push(pk);
-    dp.pump();
+    const framed = pks.map((pk) => dataPacketBytes(new Uint8Array([0xff, 0x03, 0x00, 0x21, ...pk])));
+    const burst = () => {
+      // 100 packets: about 130 KB, eight or nine 16 KiB STREAM_OUT slots, in one pump.
+      for (const pk of pks) dp.ring(abi.RingId.TUN_RX).push(pk);
+      dp.pump();
+    };
+    burst();
     expect(writes).toHaveLength(1);
-    const want = pks.map((pk) => dataPacketBytes(new Uint8Array([0xff, 0x03, 0x00, 0x21, ...pk])));
-    const total = want.reduce((n, w) => n + w.length, 0);
-    const all = new Uint8Array(total);
-    want.reduce((at, w) => (all.set(w, at), at + w.length), 0);
-    expect(writes[0]!.bytes.length).toBe(total);
+    const all = Buffer.concat(framed);
     expect(Buffer.compare(writes[0]!.bytes, all)).toBe(0);
-    // Once the socket is done with it, the buffer goes back to the pool and the next pump writes from it again.
-    const first = writes[0]!.bytes.buffer;
-    const pooled = outPoolSize();
+    // A busy pump ends up in a large buffer; the socket hands it back, the next busy pump writes from it again.
+    const large = writes[0]!.bytes.buffer;
+    expect(large.byteLength).toBe(OUT_LARGE);
+    const idleLarge = outPoolSize(OUT_LARGE);
     writes[0]!.done!();
-    expect(outPoolSize()).toBe(pooled + 1);
+    expect(outPoolSize(OUT_LARGE)).toBe(idleLarge + 1);
+    burst();
+    expect(writes).toHaveLength(2);
+    expect(writes[1]!.bytes.buffer).toBe(large);
+    expect(Buffer.compare(writes[1]!.bytes, all)).toBe(0);
+    // A pump with little for the session writes from a small buffer, reused the same way.
     dp.ring(abi.RingId.TUN_RX).push(pks[0]!);
     dp.pump();
-    expect(writes).toHaveLength(2);
-    expect(writes[1]!.bytes.buffer).toBe(first);
-    expect(Buffer.compare(writes[1]!.bytes, want[0]!)).toBe(0);
-    // A buffer still in the socket's hands is not reused.
+    const small = writes[2]!.bytes.buffer;
+    expect(small.byteLength).toBe(OUT_SMALL);
+    expect(Buffer.compare(writes[2]!.bytes, framed[0]!)).toBe(0);
+    writes[2]!.done!();
     dp.ring(abi.RingId.TUN_RX).push(pks[1]!);
     dp.pump();
-    expect(writes[2]!.bytes.buffer).not.toBe(first);
+    expect(writes[3]!.bytes.buffer).toBe(small);
+    expect(Buffer.compare(writes[3]!.bytes, framed[1]!)).toBe(0);
+    // A buffer still in the socket's hands is not reused.
+    dp.ring(abi.RingId.TUN_RX).push(pks[2]!);
+    dp.pump();
+    expect(writes[4]!.bytes.buffer).not.toBe(small);
+    expect(writes[4]!.bytes.buffer).not.toBe(large);
     path.close();
+    dp.close();
+  });
+
+  it('downlink with many sessions: each gets one small write per pump, not a large buffer each', () => {
+    const dp = new DataPlane({ maxSessions: 64, streamBuffers: true });
+    const writes: Uint8Array[][] = [];
+    const paths = Array.from({ length: 50 }, (_, i) => {
+      const mine: Uint8Array[] = [];
+      writes.push(mine);
+      const p = SstpStreamPath.open(dp, { write: (b: Uint8Array) => mine.push(b), writableLength: 0, pause: () => {}, resume: () => {} }, noSink)!;
+      p.attach();
+      p.activate({ ipv4: `198.18.128.${10 + i}`, mtu: 1400 });
+      return p;
+    });
+    for (let k = 0; k < 3; k++) for (let i = 0; i < 50; i++) dp.ring(abi.RingId.TUN_RX).push(ipv4Packet('198.18.128.1', `198.18.128.${10 + i}`, 17, udp(53, 1000 + k, new Uint8Array(1000))));
+    dp.pump();
+    for (const mine of writes) {
+      expect(mine).toHaveLength(1);
+      expect(mine[0]!.buffer.byteLength).toBe(OUT_SMALL);
+      expect(mine[0]!.length).toBe(3 * (4 + 4 + 1028));
+    }
+    for (const p of paths) p.close();
     dp.close();
   });
 

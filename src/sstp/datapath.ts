@@ -31,15 +31,33 @@ import type { ActivateParams, SessionCounters } from '../dataplane/sessions.js';
 
 /** Our choice: unsent TLS bytes beyond which downlink data is dropped (about 80 ms at 100 Mbit/s). */
 export const MAX_WRITE_BACKLOG = 1 << 20;
-/** Our choices: size of the downlink write buffers, and how many idle ones the pool keeps (shared by all sessions). */
-export const OUT_BUFFER_SIZE = 256 * 1024;
-export const OUT_POOL_MAX = 16;
+/**
+ * Our choices: the downlink write buffers. A pump's output for a session
+ * starts in a small one (a STREAM_OUT slot's worth: with many sessions each
+ * gets a little per pump) and moves to a large one when it outgrows it (a
+ * busy session). Idle buffers wait in two pools shared by every session,
+ * bounded in count.
+ */
+export const OUT_SMALL = abi.STREAM_SLOT_MAX_PAYLOAD;
+export const OUT_LARGE = 256 * 1024;
+const OUT_POOL_MAX: Readonly<Record<number, number>> = { [OUT_SMALL]: 256, [OUT_LARGE]: 16 };
+const outPools = new Map<number, Buffer[]>([
+  [OUT_SMALL, []],
+  [OUT_LARGE, []],
+]);
 
-const outPool: Buffer[] = [];
+function takeOut(size: number): Buffer {
+  return outPools.get(size)?.pop() ?? Buffer.allocUnsafeSlow(size);
+}
 
-/** Idle downlink write buffers in the shared pool (tests). */
-export function outPoolSize(): number {
-  return outPool.length;
+function recycle(b: Buffer): void {
+  const pool = outPools.get(b.length);
+  if (pool && pool.length < OUT_POOL_MAX[b.length]!) pool.push(b);
+}
+
+/** Idle downlink write buffers in the shared pools (tests). */
+export function outPoolSize(size: number): number {
+  return outPools.get(size)?.length ?? 0;
 }
 
 /** The slice of a net.Socket / tls.TLSSocket the data path needs. */
@@ -183,9 +201,18 @@ export class SstpStreamPath {
       this.stats.downlinkDroppedBytes += bytes.length;
       return;
     }
-    if (this.out && this.out.length - this.outLen < bytes.length) this.flushOut();
+    const need = this.outLen + bytes.length;
+    if (this.out && need > this.out.length) {
+      if (this.out.length === OUT_SMALL && need <= OUT_LARGE) {
+        // A busy session this pump: carry on in a large buffer.
+        const large = takeOut(OUT_LARGE);
+        large.set(this.out.subarray(0, this.outLen));
+        recycle(this.out);
+        this.out = large;
+      } else this.flushOut();
+    }
     if (!this.out) {
-      this.out = (bytes.length <= OUT_BUFFER_SIZE ? outPool.pop() : undefined) ?? Buffer.allocUnsafeSlow(Math.max(OUT_BUFFER_SIZE, bytes.length));
+      this.out = takeOut(bytes.length <= OUT_SMALL ? OUT_SMALL : Math.max(OUT_LARGE, bytes.length));
       this.outLen = 0;
     }
     // The view is only valid during this call.
@@ -208,6 +235,3 @@ export class SstpStreamPath {
   }
 }
 
-function recycle(b: Buffer): void {
-  if (b.length === OUT_BUFFER_SIZE && outPool.length < OUT_POOL_MAX) outPool.push(b);
-}
