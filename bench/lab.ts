@@ -274,7 +274,7 @@ export class Peer {
   }
 
   /** Send a command; resolves to its result and the marks it produced (if any). */
-  async call<T extends object>(cmd: string, args: object, timeoutMs = 300_000): Promise<T & { marks?: Marks }> {
+  async call<T extends object>(cmd: string, args: object, timeoutMs = 120_000): Promise<T & { marks?: Marks }> {
     const id = this.next++;
     this.marks = {};
     const r = await new Promise<T>((resolve, reject) => {
@@ -349,7 +349,7 @@ export interface TrafficResult {
   /** Packets declared lost (a stalled window) over the run, warm-up included. */
   lost: number;
   sent: number;
-  /** The peer's CPU seconds over the run (clients, generator, sink). */
+  /** The peer's CPU seconds over the measurement window (clients, generator, sink). */
   peerCpu: number;
   /** Client-engine drops by reason during the run. */
   drops: Record<string, number>;
@@ -382,4 +382,35 @@ export async function measureTraffic(peer: Peer, L: GatewayLab, o: { group: stri
     gatewayCores: m ? (m.end.cpu - m.start.cpu) / (m.end.t - m.start.t) : NaN,
     gatewayMainCores: m ? (m.end.main - m.start.main) / (m.end.t - m.start.t) : NaN,
   };
+}
+
+/**
+ * Run one part of a suite; a failure is logged and recorded as a row (so the
+ * other parts still run and the table says what is missing).
+ */
+export async function runPart(
+  ctx: { log(line: string): void },
+  rows: { name: string; value: number; unit: string; note?: string }[],
+  name: string,
+  fn: () => Promise<void>,
+  /** After a failure: put the lab back in a known state (close the peer's tunnels). */
+  recover?: () => Promise<void>,
+): Promise<boolean> {
+  if (!part(name)) return false;
+  try {
+    await fn();
+    return true;
+  } catch (e) {
+    const msg = String((e as Error)?.message ?? e).split('\n')[0]!;
+    ctx.log(`${name} FAILED: ${msg}`);
+    rows.push({ name: `${name}: FAILED`, value: NaN, unit: '', note: msg });
+    await recover?.().catch((r: unknown) => ctx.log(`${name}: recovery failed too: ${String(r)}`));
+    return false;
+  }
+}
+
+/** Close every tunnel the peer holds and wait for the gateway to see them go. */
+export async function recoverLab(peer: Peer, L: GatewayLab): Promise<void> {
+  await peer.call('closeAll', {});
+  await waitUntil(() => L.gateway.sessions.size === 0, 60_000, 'the sessions to go after a failure');
 }

@@ -124,7 +124,12 @@ async function closeGroup(a: { group: string }) {
   return { closed: g.clients.length, ms };
 }
 
-const mark = (tag: 'start' | 'end') => process.send?.({ event: 'mark', tag });
+/** CPU seconds of this process at the last start and end marks. */
+const markCpu = { start: 0, end: 0 };
+const mark = (tag: 'start' | 'end') => {
+  markCpu[tag] = cpuSeconds();
+  process.send?.({ event: 'mark', tag });
+};
 
 function cpuSeconds(): number {
   const u = process.cpuUsage();
@@ -151,7 +156,6 @@ async function traffic(a: TrafficArgs) {
   if (!g?.dp) throw new Error(`no shared group ${a.group}`);
   const dp = g.dp;
   const drops0 = dp.drops();
-  const cpu0 = cpuSeconds();
   let result;
   if (a.dir === 'down') {
     const gen = IoRing.udp('tx', { netns: a.nsA, address: a.far });
@@ -190,7 +194,8 @@ async function traffic(a: TrafficArgs) {
   }
   const drops1 = dp.drops();
   const drops = Object.fromEntries(Object.entries(drops1).map(([k, v]) => [k, Number(v - (drops0[k] ?? 0n))]).filter(([, v]) => (v as number) > 0));
-  return { ...result, peerCpu: cpuSeconds() - cpu0, drops };
+  // The peer's CPU over the measurement window (clients, generator, sink).
+  return { ...result, peerCpu: markCpu.end - markCpu.start, drops };
 }
 
 // ---------------------------------------------------------------- raw TLS reference client
@@ -209,6 +214,10 @@ interface TlsRefArgs {
 function tlsConnect(a: TlsRefArgs): Promise<tls.TLSSocket> {
   return new Promise((resolve, reject) => {
     const raw = new net.Socket({ fd: native.tcpSocket({ netns: a.netns }) });
+    const timer = setTimeout(() => {
+      raw.destroy();
+      reject(new Error(`TLS connection to ${a.host}:${a.port} not up within 15 s`));
+    }, 15_000);
     raw.once('error', reject);
     raw.connect(a.port, a.host, () => {
       raw.off('error', reject);
@@ -216,6 +225,7 @@ function tlsConnect(a: TlsRefArgs): Promise<tls.TLSSocket> {
       const s = tls.connect({ socket: raw, minVersion: 'TLSv1.2', rejectUnauthorized: false });
       s.once('error', reject);
       s.once('secureConnect', () => {
+        clearTimeout(timer);
         s.off('error', reject);
         resolve(s);
       });
@@ -233,7 +243,6 @@ async function tlsRef(a: TlsRefArgs) {
   const sockets = await Promise.all(Array.from({ length: a.conns }, () => tlsConnect(a)));
   let bytes = 0;
   let stop = false;
-  const cpu0 = cpuSeconds();
   // The request: who sends (0: the server, 1: we do) and the write size.
   const hello = Buffer.from([a.dir === 'down' ? 0 : 1, a.len >> 8, a.len & 255]);
   for (const s of sockets) {
@@ -262,7 +271,44 @@ async function tlsRef(a: TlsRefArgs) {
   mark('end');
   stop = true;
   for (const s of sockets) s.destroy();
-  return { bytes: b1 - b0, seconds: (t1 - t0) / 1000, peerCpu: cpuSeconds() - cpu0 };
+  return { bytes: b1 - b0, seconds: (t1 - t0) / 1000, peerCpu: markCpu.end - markCpu.start };
+}
+
+let idleTls: tls.TLSSocket[] = [];
+
+/**
+ * The memory reference: `conns` node:tls connections to the reference server
+ * that exchange 1000 bytes each way (as a tunnel's set-up does, so the TLS
+ * buffers exist) and then stay open, idle, until tlsIdleClose.
+ */
+async function tlsIdle(a: Omit<TlsRefArgs, 'dir' | 'len' | 'warmMs' | 'ms'>) {
+  const hello = Buffer.concat([Buffer.from([2, 0, 0]), Buffer.alloc(1000, 0x33)]);
+  for (let i = 0; i < a.conns; i += 32) {
+    const batch = await Promise.all(
+      Array.from({ length: Math.min(32, a.conns - i) }, async () => {
+        const s = await tlsConnect({ ...a, dir: 'up', len: 0, warmMs: 0, ms: 0 });
+        s.on('error', () => undefined);
+        await new Promise<void>((resolve) => {
+          let got = 0;
+          s.on('data', (d: Buffer) => {
+            got += d.length;
+            if (got >= 1000) resolve();
+          });
+          s.write(hello);
+        });
+        return s;
+      }),
+    );
+    idleTls.push(...batch);
+  }
+  return { open: idleTls.length };
+}
+
+function tlsIdleClose() {
+  for (const s of idleTls) s.destroy();
+  const n = idleTls.length;
+  idleTls = [];
+  return { closed: n };
 }
 
 // ---------------------------------------------------------------- paced background load
@@ -297,11 +343,20 @@ async function loadStop() {
 
 const commands: Record<string, (args: never) => unknown> = {
   hello: () => ({ pid: process.pid }),
+  cpu: () => ({ cpu: cpuSeconds() }),
   sstpConnect: (a: ConnectArgs) => connectMany(a, 'sstp'),
   pptpConnect: (a: ConnectArgs) => connectMany(a, 'pptp'),
   close: closeGroup,
+  closeAll: async () => {
+    for (const name of [...groups.keys()]) await closeGroup({ group: name });
+    tlsIdleClose();
+    if (load) await loadStop();
+    return {};
+  },
   traffic,
   tlsRef,
+  tlsIdle,
+  tlsIdleClose,
   loadStart,
   loadStop,
   usage: () => {

@@ -38,7 +38,7 @@ import { connectSstp, type SstpClient } from '../src/client/sstp.js';
 import type { CertAlgorithm } from '../src/sstp/cert.js';
 import { uniqueIfName } from '../test/lib/netns.js';
 import { fmt, type BenchContext, type BenchRow, type BenchSuite } from './lib.js';
-import { GATEWAY, Peer, SINK_PORT, USERS, loadAverage, part, percentile, sample, sleep, startGatewayLab, waitUntil, type GatewayLab, type Marks } from './lab.js';
+import { GATEWAY, Peer, SINK_PORT, USERS, loadAverage, measureTraffic, part, percentile, recoverLab, runPart, sample, sleep, startGatewayLab, waitUntil, type GatewayLab, type Marks } from './lab.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** The reference TLS server's port (ns A, the gateway's address). */
@@ -113,15 +113,6 @@ async function startTlsReference(L: GatewayLab) {
   };
 }
 
-interface Traffic {
-  packets: number;
-  seconds: number;
-  lost: number;
-  peerCpu: number;
-  drops: Record<string, number>;
-  marks?: Marks;
-}
-
 const cores = (m: Marks | undefined) => (m ? (m.end.cpu - m.start.cpu) / (m.end.t - m.start.t) : NaN);
 
 async function goodput(ctx: BenchContext, L: GatewayLab, peer: Peer, p: Plan, rows: BenchRow[]): Promise<number> {
@@ -143,17 +134,7 @@ async function goodput(ctx: BenchContext, L: GatewayLab, peer: Peer, p: Plan, ro
       if (c.up !== n) throw new Error(`only ${c.up} of ${n} SSTP tunnels came up: ${c.failures.join('; ')}`);
       for (const len of (process.env.VPNGW_BENCH_LENS ?? '1400,64').split(',').map(Number)) {
         for (const dir of (process.env.VPNGW_BENCH_DIRS ?? 'down,up').split(',') as ('down' | 'up')[]) {
-          const t = await peer.call<Traffic>('traffic', {
-            group: 'bulk',
-            dir,
-            len,
-            warmMs: p.warmMs,
-            ms: p.ms,
-            window: windowFor(len),
-            nsA: L.a.name,
-            far: L.behind.host(1),
-            port: SINK_PORT,
-          });
+          const t = await measureTraffic(peer, L, { group: 'bulk', dir, len, warmMs: p.warmMs, ms: p.ms, window: windowFor(len) });
           const r = await peer.call<{ bytes: number; seconds: number; peerCpu: number }>('tlsRef', {
             dir,
             conns: n,
@@ -166,21 +147,24 @@ async function goodput(ctx: BenchContext, L: GatewayLab, peer: Peer, p: Plan, ro
           });
           const refBytes = dir === 'down' ? r.bytes : r.marks ? r.marks.extraEnd - r.marks.extraStart : 0;
           const refSeconds = dir === 'down' ? r.seconds : r.marks ? r.marks.end.t - r.marks.start.t : r.seconds;
-          const pps = t.packets / t.seconds;
-          if (dir === 'down' && len === 1400 && n === 1) maxDownPps = pps;
-          const value = mbit(t.packets * len, t.seconds);
+          if (dir === 'down' && len === 1400 && n === 1) maxDownPps = t.pps;
           const refValue = mbit(refBytes, refSeconds);
-          const dropNote = Object.keys(t.drops).length ? `, client drops ${JSON.stringify(t.drops)}` : '';
+          const refCores = cores(r.marks);
+          const peerCores = (cpu: number, s: number) => cpu / s;
+          const dropNote = Object.keys(t.drops).length ? `; client drops ${JSON.stringify(t.drops)}` : '';
           const row: BenchRow = {
             name: `SSTP ${dir === 'down' ? 'downlink' : 'uplink'} ${len}B, ${n} session${n > 1 ? 's' : ''}`,
-            value,
+            value: t.mbps,
             unit: 'Mbit/s',
             reference: { name: `node:tls, ${n} conn, ${len}B writes`, value: refValue },
             target: { op: '>=', value: 0.8, of: 'ratio' },
-            note: `${fmt(pps)} pps (TLS ${fmt(refBytes / len / refSeconds)} writes/s); gateway CPU ${cores(t.marks).toFixed(2)} cores (TLS ref ${cores(r.marks).toFixed(2)}); lost ${t.lost}${dropNote}`,
+            note:
+              `${fmt(t.pps)} pps (TLS ${fmt(refBytes / len / refSeconds)} writes/s); ` +
+              `gateway ${t.gatewayCores.toFixed(2)} cores (main thread ${t.gatewayMainCores.toFixed(2)}) = ${(t.mbps / 1000 / t.gatewayCores).toFixed(2)} Gbit/s per gateway core ` +
+              `(TLS ${refCores.toFixed(2)} cores = ${(refValue / 1000 / refCores).toFixed(2)}); peer ${peerCores(t.peerCpu, t.seconds).toFixed(2)} cores (TLS ${peerCores(r.peerCpu, r.seconds).toFixed(2)}); lost ${t.lost}${dropNote}`,
           };
           rows.push(row);
-          ctx.log(`${row.name}: ${value.toFixed(0)} Mbit/s ${fmt(pps)} pps vs TLS ${refValue.toFixed(0)} Mbit/s; gateway ${cores(t.marks).toFixed(2)} cores, peer ${(t.peerCpu / (p.ms / 1000 + p.warmMs / 1000)).toFixed(2)}; lost ${t.lost}${dropNote}`);
+          ctx.log(`${row.name}: ${t.mbps.toFixed(0)} Mbit/s ${fmt(t.pps)} pps vs TLS ${refValue.toFixed(0)} Mbit/s; ${row.note}`);
         }
       }
       await peer.call('close', { group: 'bulk' });
@@ -222,6 +206,7 @@ async function setupRate(ctx: BenchContext, L: GatewayLab, peer: Peer, p: Plan, 
   const label = alg === 'ecdsa-p256' ? 'ECDSA P-256' : 'RSA-2048';
   // Clients in the peer process.
   {
+    const p0 = await peer.call<{ cpu: number }>('cpu', {});
     const s0 = sample();
     const c = await peer.call<{ up: number; failed: number; failures: string[]; wallMs: number; setupMs: number[] }>('sstpConnect', {
       group: 'setup',
@@ -234,7 +219,9 @@ async function setupRate(ctx: BenchContext, L: GatewayLab, peer: Peer, p: Plan, 
       users: USERS,
     });
     const s1 = sample();
+    const p1 = await peer.call<{ cpu: number }>('cpu', {});
     const cpuMs = ((s1.cpu - s0.cpu) / Math.max(1, c.up)) * 1000;
+    const peerMs = ((p1.cpu - p0.cpu) / Math.max(1, c.up)) * 1000;
     const each = [...c.setupMs].sort((a, b) => a - b);
     const rate = (c.up * 1000) / c.wallMs;
     rows.push({
@@ -242,7 +229,7 @@ async function setupRate(ctx: BenchContext, L: GatewayLab, peer: Peer, p: Plan, 
       value: rate,
       unit: 'tunnels/s',
       ...(alg === 'ecdsa-p256' ? { target: { op: '>=', value: 500, of: 'value' } as const } : {}),
-      note: `${c.up} tunnels${c.failed ? `, ${c.failed} failed (${c.failures[0]})` : ''}; gateway CPU ${cpuMs.toFixed(2)} ms per set-up = ${(1000 / cpuMs).toFixed(0)} set-ups per gateway CPU-second; set-up time p50 ${percentile(each, 50).toFixed(0)} ms, p99 ${percentile(each, 99).toFixed(0)} ms`,
+      note: `${c.up} tunnels${c.failed ? `, ${c.failed} failed (${c.failures[0]})` : ''}; gateway CPU ${cpuMs.toFixed(2)} ms per set-up = ${(1000 / cpuMs).toFixed(0)} set-ups per gateway CPU-second (the clients: ${peerMs.toFixed(2)} ms each); set-up time p50 ${percentile(each, 50).toFixed(0)} ms, p99 ${percentile(each, 99).toFixed(0)} ms`,
     });
     ctx.log(`set-up ${label} (peer): ${rate.toFixed(0)}/s, gateway ${cpuMs.toFixed(2)} ms CPU each, ${c.failed} failed`);
     const t0 = performance.now();
@@ -303,6 +290,64 @@ async function idleMemory(ctx: BenchContext, L: GatewayLab, peer: Peer, p: Plan,
   if (c.failed) ctx.log(`idle sessions: ${c.failed} failed: ${c.failures[0]}`);
   await peer.call('close', { group: 'idle' });
   await waitUntil(() => L.gateway.sessions.size === 0, 60_000, 'the idle sessions to go');
+
+  // Reference: bare node:tls connections, idle after a 1000-byte exchange each way, in a fresh
+  // process of their own (this one's allocator has just been through N sessions).
+  const ref = await tlsIdleReference(L, peer, n);
+  rows[rows.length - 1]!.reference = { name: `node:tls idle connection, fresh process (heap ${ref.heapKiB.toFixed(1)} KiB)`, value: ref.rssKiB };
+  ctx.log(`idle memory reference: node:tls ${ref.rssKiB.toFixed(1)} KiB RSS, heap ${ref.heapKiB.toFixed(1)} KiB per connection`);
+}
+
+const REF_IDLE_PORT = 4444;
+
+/** RSS and heap per idle node:tls connection in a server process of its own (ns A), clients in the peer. */
+async function tlsIdleReference(L: GatewayLab, peer: Peer, n: number): Promise<{ rssKiB: number; heapKiB: number }> {
+  const cert = L.sstp!.certificate!;
+  const code = `
+const tls = require('tls');
+const srv = tls.createServer({ cert: process.env.REF_CERT, key: process.env.REF_KEY, minVersion: 'TLSv1.2' }, (s) => {
+  s.on('error', () => {});
+  let first = true;
+  s.on('data', (d) => { if (first) { first = false; d = d.subarray(3); } s.write(d); });
+});
+const usage = () => { for (let i = 0; i < 3; i++) global.gc(); const m = process.memoryUsage(); return JSON.stringify({ rss: m.rss, heap: m.heapUsed }); };
+process.stdin.on('data', () => console.log(usage()));
+srv.listen(${REF_IDLE_PORT}, ${JSON.stringify(L.serverAddress)}, () => console.log('ready'));`;
+  const child = L.a.spawn([process.execPath, '--expose-gc', '-e', code], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, REF_CERT: cert.certPem, REF_KEY: cert.keyPem } });
+  try {
+    const lines: string[] = [];
+    let wake: (() => void) | undefined;
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (d: string) => {
+      lines.push(...d.split('\n').filter(Boolean));
+      wake?.();
+    });
+    const next = async (): Promise<string> => {
+      const until = Date.now() + 20_000;
+      while (lines.length === 0) {
+        if (Date.now() > until || child.exitCode !== null) throw new Error('the node:tls reference server did not answer');
+        await new Promise<void>((r) => {
+          wake = r;
+          setTimeout(r, 200);
+        });
+      }
+      return lines.shift()!;
+    };
+    await next(); // ready
+    const usage = async () => {
+      child.stdin!.write('\n');
+      return JSON.parse(await next()) as { rss: number; heap: number };
+    };
+    await sleep(200);
+    const u0 = await usage();
+    await peer.call('tlsIdle', { conns: n, host: L.serverAddress, port: REF_IDLE_PORT, netns: L.b.name });
+    await sleep(1000);
+    const u1 = await usage();
+    await peer.call('tlsIdleClose', {});
+    return { rssKiB: (u1.rss - u0.rss) / n / 1024, heapKiB: (u1.heap - u0.heap) / n / 1024 };
+  } finally {
+    if (child.exitCode === null) child.kill('SIGTERM');
+  }
 }
 
 /** ping from ns B; RTTs in ms, sorted. */
@@ -440,12 +485,15 @@ export const suite: BenchSuite = {
       const L = await startGatewayLab({ sstp: { certAlgorithm: 'ecdsa-p256' }, maxSessions: Math.max(2048, p.idleSessions + 64) });
       const peer = await Peer.start(L.lab);
       try {
+        const recover = () => recoverLab(peer, L);
         // Memory first: later parts leave the allocator's high-water mark behind.
-        if (part('memory')) await idleMemory(ctx, L, peer, p, rows);
-        const maxPps = part('goodput') ? await goodput(ctx, L, peer, p, rows) : 20_000;
-        if (part('setup')) await setupRate(ctx, L, peer, p, 'ecdsa-p256', rows);
-        if (part('latency')) await latency(ctx, L, peer, p, maxPps, rows);
-        if (part('http')) await httpLoad(ctx, L, peer, p, rows);
+        await runPart(ctx, rows, 'memory', () => idleMemory(ctx, L, peer, p, rows), recover);
+        // Without a measured maximum, the latency loads are a guess (10% and 50% of 100 kpps).
+        let maxPps = 100_000;
+        await runPart(ctx, rows, 'goodput', async () => void (maxPps = (await goodput(ctx, L, peer, p, rows)) || maxPps), recover);
+        await runPart(ctx, rows, 'setup', () => setupRate(ctx, L, peer, p, 'ecdsa-p256', rows), recover);
+        await runPart(ctx, rows, 'latency', () => latency(ctx, L, peer, p, maxPps, rows), recover);
+        await runPart(ctx, rows, 'http', () => httpLoad(ctx, L, peer, p, rows), recover);
       } finally {
         await peer.close();
         await L.close();
@@ -455,7 +503,7 @@ export const suite: BenchSuite = {
       const L = await startGatewayLab({ sstp: { certAlgorithm: 'rsa-2048' }, maxSessions: 2048 });
       const peer = await Peer.start(L.lab);
       try {
-        await setupRate(ctx, L, peer, p, 'rsa-2048', rows);
+        await runPart(ctx, rows, 'setup', () => setupRate(ctx, L, peer, p, 'rsa-2048', rows));
       } finally {
         await peer.close();
         await L.close();
