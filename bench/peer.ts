@@ -254,8 +254,10 @@ async function tlsRef(a: TlsRefArgs) {
   } else {
     const chunk = Buffer.alloc(a.len, 0x5a);
     for (const s of sockets) {
+      // Writes that complete at once keep write() returning true: bound each turn, or the loop never yields.
       const pump = () => {
-        while (!stop && !s.destroyed) if (!s.write(chunk)) return;
+        for (let i = 0; i < 256; i++) if (stop || s.destroyed || !s.write(chunk)) return;
+        setImmediate(pump);
       };
       s.on('drain', pump);
       pump();

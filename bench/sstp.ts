@@ -94,8 +94,10 @@ async function startTlsReference(L: GatewayLab) {
         return;
       }
       const chunk = Buffer.alloc((hi << 8) | lo, 0xa5);
+      // Writes that complete at once keep write() returning true: bound each turn, or the loop never yields.
       const pump = () => {
-        while (!s.destroyed) if (!s.write(chunk)) return;
+        for (let i = 0; i < 256; i++) if (s.destroyed || !s.write(chunk)) return;
+        setImmediate(pump);
       };
       s.on('drain', pump);
       pump();
