@@ -246,6 +246,45 @@ describe('session behaviour', () => {
     expect(l.server.sendData(PPP_IPV4, new Uint8Array([0x45]))).toBe(false);
   });
 
+  it('with MPPE required, IPCP starts once CCP has opened (pppd Terminate-Acks an earlier IPCP Configure-Request)', async () => {
+    const l = upLink({ mppe: 'require' });
+    await l.connect();
+    expect(l.rec.server.up?.mppe).toBeDefined();
+    const trace = l.trace.map((t) => `${t.dir === 'toClient' ? 'server' : 'client'} ${frameLabel(t.frame)}`);
+    const firstIpcp = trace.findIndex((x) => x.endsWith(' IPCP 1'));
+    // Both CCP Configure-Acks went out before either side's first IPCP Configure-Request.
+    expect(trace.indexOf('server CCP 2')).toBeGreaterThanOrEqual(0);
+    expect(trace.indexOf('client CCP 2')).toBeGreaterThanOrEqual(0);
+    expect(firstIpcp).toBeGreaterThan(Math.max(trace.indexOf('server CCP 2'), trace.indexOf('client CCP 2')));
+    expect(trace.filter((x) => / IPCP 6$/.test(x))).toEqual([]);
+  });
+
+  it('with MPPE required, a peer that starts IPCP while CCP negotiates starts ours at once (no restart interval lost)', async () => {
+    // The client holds nothing back (MPPE allowed, not required): its IPCP request reaches the server before
+    // the client's CCP Configure-Ack does, while the server holds its IPCP for CCP.
+    const l = new PppLink(
+      { tunnel: 'test', peer: 'c', auth: { methods: ['mschapv2'], verifier, serverName: 'gw' }, ipcp: { allocator: allocator(), localAddress: '198.18.10.1' }, mppe: { policy: 'require', strengths: [128] }, echo: { intervalMs: 0 }, random: seededRandom(3) },
+      { tunnel: 'test', peer: 's', auth: { methods: ['mschapv2'], credentials: { username: 'alice', password: 'pw' } }, mppe: { policy: 'allow', strengths: [128] }, echo: { intervalMs: 0 }, random: seededRandom(4) },
+    );
+    await l.connect();
+    const trace = l.trace.map((t) => `${t.dir === 'toClient' ? 'server' : 'client'} ${frameLabel(t.frame)}`);
+    expect(trace.indexOf('client IPCP 1')).toBeLessThan(trace.indexOf('client CCP 2'));
+    // Up without any time passing: the client's first IPCP request was not dropped (it would be retransmitted only after the restart timer).
+    expect(l.rec.server.up?.mppe?.bits).toBe(128);
+    expect(l.rec.server.upAt).toBe(0);
+    expect(l.rec.client.upAt).toBe(0);
+  });
+
+  it('with MPPE on, the MTU we send with is the peer\'s MRU less the MPPE expansion (RFC 3078 section 3)', async () => {
+    const plain = upLink();
+    await plain.connect();
+    expect(plain.rec.server.up?.mtu).toBe(1500);
+    const enc = upLink({ mppe: 'require' });
+    await enc.connect();
+    expect(enc.rec.server.up?.mtu).toBe(1496);
+    expect(enc.rec.client.up?.mtu).toBe(1496);
+  });
+
   it('a listener that throws does not escape input(): counted, logged, the session closes cleanly', async () => {
     const l = upLink();
     await l.connect();

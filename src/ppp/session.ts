@@ -47,7 +47,7 @@ import { PPP_CHAP, PPP_EAP, PPP_PAP } from './auth/types.js';
 import type { AddressAllocator, Lease } from '../pool/types.js';
 import { Ccp } from './ccp/ccp.js';
 import { agreeMppe } from './ccp/ccp.js';
-import { DEFAULT_MPPE_POLICY, deriveMppeSession, type MppePolicy, type MppeSession } from './ccp/mppe.js';
+import { DEFAULT_MPPE_POLICY, MPPE_OVERHEAD, deriveMppeSession, type MppePolicy, type MppeSession } from './ccp/mppe.js';
 import { decodeFrame, encodeFrame, NO_COMPRESSION } from './frame.js';
 import { FsmState, type FsmEvent, type FsmTimers } from './fsm.js';
 import { Ipcp, type IpcpResult, type NameServers } from './ipcp/ipcp.js';
@@ -212,7 +212,11 @@ export interface PppUpInfo {
   auth: AuthSuccess | undefined;
   ipv4: IpcpResult | undefined;
   ipv6: Ipv6cpResult | undefined;
-  /** Largest packet we receive / send; PFC and ACFC our sends may use (the peer asked for them). */
+  /**
+   * Largest information field we receive (our MRU); largest network-layer
+   * packet we send: the peer's MRU, less MPPE's expansion when MPPE is on
+   * (RFC 3078 section 3). PFC and ACFC our sends may use (the peer asked for them).
+   */
   mru: number;
   mtu: number;
   pfc: boolean;
@@ -284,6 +288,8 @@ export class PppSession extends EventEmitter<PppSessionEvents> {
   private ipcp: Ipcp | undefined;
   private ipv6cp: Ipv6cp | undefined;
   private ccp: Ccp | undefined;
+  /** IPCP / IPV6CP held back until CCP opens (MPPE required), see enterNetwork. */
+  private ncpsHeld = false;
   private lease: Lease | undefined;
   private mppePolicy: MppePolicy;
   private info: PppUpInfo | undefined;
@@ -303,7 +309,8 @@ export class PppSession extends EventEmitter<PppSessionEvents> {
     this.clock = { now: () => clock.now(), setTimer: (ms, fn) => clock.setTimer(ms, () => this.run(fn)) };
     this.random = opts.random ?? ((n) => new Uint8Array(randomBytes(n)));
     this.log = (opts.log ?? silentLogger).child({ ppp: this.id, role: opts.role, tunnel: opts.tunnel, peer: opts.peer });
-    this.mppePolicy = { ...DEFAULT_MPPE_POLICY, ...opts.mppe };
+    // One side settles stateful vs stateless (see MppePolicy.modeChoice): the server follows the client.
+    this.mppePolicy = { ...DEFAULT_MPPE_POLICY, modeChoice: opts.role === 'server' ? 'peer' : 'ours', ...opts.mppe };
     if (opts.role === 'server' && opts.auth.methods.length === 0) {
       throw new VpnError('ERR_CONFIG_INVALID', 'a PPP server needs at least one authentication method');
     }
@@ -515,7 +522,11 @@ export class PppSession extends EventEmitter<PppSessionEvents> {
     if (this.ph !== Phase.Network) return this.drop('wrong-phase', protocolName(protocol));
     const ncp = protocol === PPP_IPCP ? this.ipcp : protocol === PPP_IPV6CP ? this.ipv6cp : this.ccp;
     if (!ncp) return this.rejectOrDrop(protocol, info, 'unknown-protocol');
-    this.controlInput(protocol, info, (pkt) => ncp.fsm.receive(pkt));
+    this.controlInput(protocol, info, (pkt) => {
+      // A peer that starts IPCP before CCP has opened does not hold it back: neither do we.
+      if (ncp !== this.ccp) this.releaseNcps(`${protocolName(protocol)} from the peer`);
+      ncp.fsm.receive(pkt);
+    });
   }
 
   private dataInput(protocol: number, info: Uint8Array): void {
@@ -633,7 +644,7 @@ export class PppSession extends EventEmitter<PppSessionEvents> {
       if (this.endReason) this.setPhase(Phase.Terminate, this.endReason.reason);
     }
     this.stopAuth();
-    for (const ncp of [this.ccp, this.ipcp, this.ipv6cp]) if (ncp) ncp.fsm.down();
+    for (const ncp of [this.ccp, this.ipcp, this.ipv6cp]) if (ncp && ncp.fsm.state !== FsmState.Initial) ncp.fsm.down();
     if (renegotiation) this.lcp.fsm.close('lcp-renegotiation');
   }
 
@@ -732,7 +743,15 @@ export class PppSession extends EventEmitter<PppSessionEvents> {
     if (policyName !== 'deny' && auth?.mppe && this.mppePolicy.strengths.length > 0) {
       this.ccp = new Ccp(
         { mppe: this.mppePolicy, ...timers },
-        { ...ncpHost('CCP'), resetRequested: (id) => this.emit('ccpResetRequest', id), resetAcked: (id) => this.emit('ccpResetAck', id) },
+        {
+          ...ncpHost('CCP'),
+          up: () => {
+            this.releaseNcps('CCP opened');
+            this.checkUp();
+          },
+          resetRequested: (id) => this.emit('ccpResetRequest', id),
+          resetAcked: (id) => this.emit('ccpResetAck', id),
+        },
       );
     }
     if (this.opts.role === 'server') {
@@ -775,12 +794,28 @@ export class PppSession extends EventEmitter<PppSessionEvents> {
       this.close('no-network-protocol', 'neither IPCP nor IPV6CP is enabled');
       return;
     }
-    // CCP first: with MPPE the peer learns early that data will be encrypted.
-    for (const ncp of [this.ccp, this.ipcp, this.ipv6cp]) {
-      if (!ncp || this.terminating) continue;
+    // CCP first: with MPPE the peer learns early that data will be encrypted. With MPPE required, CCP
+    // runs alone until it opens (as pppd does on both sides): a peer that requires MPPE holds its IPCP back
+    // until then and answers our early Configure-Request with a Terminate-Ack (pppd does), which costs a
+    // restart interval of the set-up. The peer's own IPCP packets start ours at once (ncpInput).
+    this.ncpsHeld = !!this.ccp && policyName === 'require';
+    this.startNcps(this.ncpsHeld ? [this.ccp] : [this.ccp, this.ipcp, this.ipv6cp]);
+  }
+
+  private startNcps(ncps: readonly (Ccp | Ipcp | Ipv6cp | undefined)[]): void {
+    for (const ncp of ncps) {
+      if (!ncp || this.terminating || ncp.fsm.state !== FsmState.Initial) continue;
       ncp.fsm.open();
       ncp.fsm.up();
     }
+  }
+
+  /** Start the NCPs held back for CCP (it opened, or the peer began one of them). */
+  private releaseNcps(why: string): void {
+    if (!this.ncpsHeld || this.terminating) return;
+    this.ncpsHeld = false;
+    this.log.debug({ why }, 'PPP: starting IPCP/IPV6CP');
+    this.startNcps([this.ipcp, this.ipv6cp]);
   }
 
   private onNcpDown(name: string): void {
@@ -802,6 +837,11 @@ export class PppSession extends EventEmitter<PppSessionEvents> {
   /** Fire `up` once every enabled NCP has settled and the result is acceptable. */
   private checkUp(): void {
     if (this.info || this.terminating || this.ph !== Phase.Network) return;
+    if (this.ncpsHeld) {
+      // Only CCP runs: it finished without opening (the peer refused MPPE) or is still negotiating.
+      if (this.ccp?.fsm.isFinished) this.close('mppe-required', 'MPPE is required but the peer did not negotiate it');
+      return;
+    }
     const ncps = [this.ccp, this.ipcp, this.ipv6cp].filter((n) => n !== undefined);
     if (ncps.some((n) => !n.fsm.isOpened && !n.fsm.isFinished)) return;
     if (!this.ipcp?.fsm.isOpened && !this.ipv6cp?.fsm.isOpened) {
@@ -822,6 +862,7 @@ export class PppSession extends EventEmitter<PppSessionEvents> {
       return;
     }
     const l = this.lcp.negotiated;
+    const mtu = l.mtu - (mppe ? MPPE_OVERHEAD : 0);
     this.info = {
       sessionId: this.id,
       role: this.role,
@@ -833,7 +874,7 @@ export class PppSession extends EventEmitter<PppSessionEvents> {
       ipv4: this.ipcp?.fsm.isOpened ? this.ipcp.negotiated : undefined,
       ipv6: this.ipv6cp?.fsm.isOpened ? this.ipv6cp.negotiated : undefined,
       mru: l.mru,
-      mtu: l.mtu,
+      mtu,
       pfc: l.pfc,
       acfc: l.acfc,
       localMagic: l.localMagic,
@@ -841,7 +882,7 @@ export class PppSession extends EventEmitter<PppSessionEvents> {
       mppe,
     };
     this.log.info(
-      { ipv4: this.info.ipv4?.peerAddress, ipv6: this.info.ipv6?.peerLinkLocal, mppeBits: mppe?.bits, stateless: mppe?.stateless, mtu: l.mtu },
+      { ipv4: this.info.ipv4?.peerAddress, ipv6: this.info.ipv6?.peerLinkLocal, mppeBits: mppe?.bits, stateless: mppe?.stateless, mtu },
       'PPP: session up',
     );
     this.emit('up', this.info);

@@ -49,8 +49,10 @@ const PPP_HEADER = 4;
 const MPPE_OVERHEAD = 4;
 /** Ethernet-sized path MTU the outer packets must fit. */
 export const PATH_MTU = 1500;
-/** The largest IP packet a PPTP tunnel carries without outer fragmentation: 1456. */
-export const PPTP_MAX_MTU = PATH_MTU - IPV4_HEADER - GRE_HEADER_MAX - PPP_HEADER - MPPE_OVERHEAD;
+/** The largest PPP information field one GRE packet carries without outer fragmentation: 1460. */
+export const PPTP_MAX_MRU = PATH_MTU - IPV4_HEADER - GRE_HEADER_MAX - PPP_HEADER;
+/** The largest IP packet a PPTP tunnel carries without outer fragmentation (encrypted): 1456. */
+export const PPTP_MAX_MTU = PPTP_MAX_MRU - MPPE_OVERHEAD;
 
 // Our choices.
 /** The first Reset-Request of a loss is sent again this much later unless answered (a lost request is costly). */

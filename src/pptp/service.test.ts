@@ -28,9 +28,9 @@ import { silentLogger } from '../util/log.js';
 import { connectPptp, type PptpClient, type PptpClientOptions } from '../client/pptp.js';
 import { CallIdAllocator } from './callid.js';
 import { decodeGre } from './gre.js';
-import { PptpService, pptpAuthMethods, pptpMppePolicy, pptpPolicyVerifier, type PptpServiceOptions } from './service.js';
+import { PptpService, pptpAuthMethods, pptpMppePolicy, pptpMru, pptpPolicyVerifier, type PptpServiceOptions } from './service.js';
 import { ControlMessageType, encodeControlMessage, FRAMING_ANY, BEARER_ANY, ControlDeframer } from './codec.js';
-import { PPTP_MAX_MTU } from './datapath.js';
+import { PPTP_MAX_MRU, PPTP_MAX_MTU } from './datapath.js';
 import type { Verifier } from '../ppp/auth/types.js';
 import { icmpEcho, ipv4Packet } from '../../test/lib/packets.js';
 
@@ -411,8 +411,20 @@ describe('PPTP policy helpers', () => {
     expect(pptpAuthMethods(cfg({ allowPap: false, requireMppe: true }, [...all]))).toEqual(['mschapv2', 'eap-mschapv2']);
     expect(pptpAuthMethods(cfg({ allowPap: false, requireMppe: false }, [...all]))).toEqual(['mschapv2', 'chap-md5', 'eap-mschapv2']);
     expect(pptpAuthMethods(cfg({ allowPap: true, requireMppe: false }, [...all]))).toEqual([...all]);
-    expect(pptpMppePolicy(cfg({ allowPap: false, requireMppe: true }, []))).toEqual({ policy: 'require', strengths: [128, 40], statelessAllowed: false, statelessPreferred: false });
+    expect(pptpMppePolicy(cfg({ allowPap: false, requireMppe: true }, []))).toEqual({ policy: 'require', strengths: [128, 40], statelessAllowed: false, statelessPreferred: false, modeChoice: 'peer' });
     expect(pptpMppePolicy(cfg({ allowPap: false, requireMppe: false }, [])).policy).toBe('allow');
+  });
+
+  it('asks for stateless MPPE itself when it allows it (pppd refuses a stateful request); the LCP MRU covers MPPE\'s expansion', () => {
+    const stateless = { ...cfg({ allowPap: false, requireMppe: true }, []), mppe: { policy: 'allow', strengths: [128], stateless: true } } as Parameters<typeof pptpMppePolicy>[0];
+    const required = pptpMppePolicy(stateless);
+    expect(required).toEqual({ policy: 'require', strengths: [128], statelessAllowed: true, statelessPreferred: true, modeChoice: 'peer' });
+    // pppd's interface MTU is our MRU less 4 (MPPE_PAD): a 1400-octet TUN takes 1400-octet packets from it.
+    expect(pptpMru(1400, required)).toBe(1404);
+    expect(pptpMru(1400, pptpMppePolicy(cfg({ allowPap: false, requireMppe: false }, [])))).toBe(1400);
+    expect(pptpMru(1500, required)).toBe(PPTP_MAX_MRU);
+    expect(PPTP_MAX_MRU).toBe(1460);
+    expect(PPTP_MAX_MTU).toBe(1456);
   });
 
   it('raises a weaker per-user MPPE policy to require, and counts sessions per user', async () => {

@@ -47,12 +47,13 @@ import { openGatewayVerifier, sessionPolicyVerifier, type GatewayVerifier, type 
 import type { Attachment, DataPlane } from '../dataplane/engine.js';
 import { native } from '../dataplane/native.js';
 import { PppSession, Phase, type MppePolicy, type NameServers, type PppDownInfo, type PppUpInfo } from '../ppp/index.js';
+import { MPPE_OVERHEAD } from '../ppp/ccp/mppe.js';
 import { CallIdAllocator, type CallIdRange } from './callid.js';
 import type { CallClearReason, PptpCall } from './call.js';
 import { DisconnectResult, GeneralError, OutgoingCallResult, StopReason } from './codec.js';
 import { ControlState, PptpServerConnection, type CallAdmission, type ControlCloseReason } from './control.js';
 import { IPPROTO_GRE } from './gre.js';
-import { GRE_SOCKET_BUFFER, PPTP_MAX_MTU, PptpDataPath, type PptpPathStats } from './datapath.js';
+import { GRE_SOCKET_BUFFER, PPTP_MAX_MRU, PPTP_MAX_MTU, PptpDataPath, type PptpPathStats } from './datapath.js';
 
 // Our choices.
 /** From TCP accept to PPP up: control hand-shake, call, LCP, authentication (with MS-CHAPv2 retries), CCP, IPCP. */
@@ -99,14 +100,34 @@ export function pptpAuthMethods(cfg: Pick<Config, 'auth' | 'pptp'>): AuthMethod[
   return cfg.auth.pptp.filter((m) => (cfg.pptp.allowPap || m !== 'pap') && (!cfg.pptp.requireMppe || MPPE_METHODS.includes(m)));
 }
 
-/** The MPPE policy of a PPTP server. */
+/**
+ * The MPPE policy of a PPTP server: stateful or stateless as the client asks
+ * ('peer' mode choice), and, when stateless is allowed, our own CCP request
+ * asks for stateless. It has to: a client that refuses stateful mode (pppd's
+ * default, refuse-mppe-stateful; Windows asks for stateless too) rejects a
+ * stateful request outright and hangs up ("Refusing MPPE stateful mode offered
+ * by peer"), while a client that wants stateful Naks our H away and gets it.
+ */
 export function pptpMppePolicy(cfg: Pick<Config, 'mppe' | 'pptp'>): MppePolicy {
   return {
     policy: cfg.pptp.requireMppe ? 'require' : cfg.mppe.policy,
     strengths: [...cfg.mppe.strengths],
     statelessAllowed: cfg.mppe.stateless,
-    statelessPreferred: false,
+    statelessPreferred: cfg.mppe.stateless,
+    modeChoice: 'peer',
   };
+}
+
+/**
+ * Our LCP MRU for a tunnel whose inner MTU (the TUN device's) is `mtu`: with
+ * MPPE required every IP packet arrives encrypted, MPPE_OVERHEAD octets
+ * longer (RFC 3078 section 3), and a client sizes its packets as our MRU
+ * less that (pppd's interface MTU): so that it can send `mtu`-sized
+ * packets, the MRU covers the expansion. Bounded by what one GRE packet on
+ * an Ethernet path carries.
+ */
+export function pptpMru(mtu: number, mppe: MppePolicy): number {
+  return Math.min(mtu + (mppe.policy === 'require' ? MPPE_OVERHEAD : 0), PPTP_MAX_MRU);
 }
 
 /**
@@ -165,7 +186,8 @@ export interface PptpServerSessionOptions {
     localAddress: string;
     dns?: NameServers;
     nbns?: NameServers;
-    mru: number;
+    /** The largest IP packet the gateway takes from the client (the TUN device's MTU); the LCP MRU follows ({@link pptpMru}). */
+    mtu: number;
     mppe: MppePolicy;
     echoIntervalMs: number;
     echoFailures: number;
@@ -441,7 +463,7 @@ export class PptpServerSession {
       tunnel: 'pptp',
       peer: this.peer,
       sessionId: this.id,
-      mru: { desired: Math.min(p.mru, PPTP_MAX_MTU), max: PPTP_MAX_MTU },
+      mru: { desired: pptpMru(p.mtu, p.mppe), max: PPTP_MAX_MRU },
       echo: { intervalMs: p.echoIntervalMs, failures: p.echoFailures },
       auth: { methods: p.methods, verifier: p.verifier, serverName: p.serverName },
       ipcp: {
@@ -769,7 +791,7 @@ export class PptpService implements ProtocolServer {
         localAddress: cfg.dataplane.gateway,
         ...(cfg.dns.primary ? { dns: { primary: cfg.dns.primary, ...(cfg.dns.secondary ? { secondary: cfg.dns.secondary } : {}) } } : {}),
         ...(cfg.nbns.primary ? { nbns: { primary: cfg.nbns.primary, ...(cfg.nbns.secondary ? { secondary: cfg.nbns.secondary } : {}) } } : {}),
-        mru: cfg.dataplane.tun.mtu,
+        mtu: cfg.dataplane.tun.mtu,
         mppe: pptpMppePolicy(cfg),
         echoIntervalMs: cfg.pptp.lcpEchoInterval,
         echoFailures: cfg.pptp.lcpEchoFailures,

@@ -32,13 +32,16 @@ describe('CCP MPPE option (RFC 3078 section 2)', () => {
 
   it.each([
     // peer request, policy, expected reply
-    ['H|S, stateless allowed', MPPE_H | MPPE_S, {}, Code.ConfigureAck, hexOf(mppe(MPPE_H | MPPE_S))],
+    ['H|S, stateless allowed, the server follows the client', MPPE_H | MPPE_S, { modeChoice: 'peer' }, Code.ConfigureAck, hexOf(mppe(MPPE_H | MPPE_S))],
+    ['H|S while we ask without H (ours): Nak without H, never two modes', MPPE_H | MPPE_S, {}, Code.ConfigureNak, hexOf(mppe(MPPE_S))],
     ['S, stateful', MPPE_S, {}, Code.ConfigureAck, hexOf(mppe(MPPE_S))],
-    ['H|M|S|L: one bit, the strongest allowed', MPPE_H | MPPE_M | MPPE_S | MPPE_L, { strengths: [128, 40] }, Code.ConfigureNak, hexOf(mppe(MPPE_H | MPPE_S))],
+    ['S, stateful, the server follows', MPPE_S, { modeChoice: 'peer', statelessPreferred: true }, Code.ConfigureAck, hexOf(mppe(MPPE_S))],
+    ['H|M|S|L: one bit, the strongest allowed', MPPE_H | MPPE_M | MPPE_S | MPPE_L, { strengths: [128, 40], modeChoice: 'peer' }, Code.ConfigureNak, hexOf(mppe(MPPE_H | MPPE_S))],
     ['S|L with only 40 allowed', MPPE_S | MPPE_L, { strengths: [40] }, Code.ConfigureNak, hexOf(mppe(MPPE_L))],
     ['MPPC (C) is always refused', MPPE_S | 0x01, {}, Code.ConfigureNak, hexOf(mppe(MPPE_S))],
     ['obsolete D and unknown bits are dropped', MPPE_S | 0x10 | 0x00800000, {}, Code.ConfigureNak, hexOf(mppe(MPPE_S))],
     ['H not allowed: Nak without H', MPPE_H | MPPE_S, { statelessAllowed: false }, Code.ConfigureNak, hexOf(mppe(MPPE_S))],
+    ['H not allowed, the server follows what it may: Nak without H', MPPE_H | MPPE_S, { statelessAllowed: false, modeChoice: 'peer' }, Code.ConfigureNak, hexOf(mppe(MPPE_S))],
     ['nothing in common: Nak with what we allow', MPPE_L, { strengths: [128] }, Code.ConfigureNak, hexOf(mppe(MPPE_S))],
     ['compression only (C): Nak with what we allow', 0x01, { strengths: [128, 56] }, Code.ConfigureNak, hexOf(mppe(MPPE_S | MPPE_M))],
     ['we prefer stateless: Nak a stateful request with H', MPPE_S, { statelessPreferred: true }, Code.ConfigureNak, hexOf(mppe(MPPE_H | MPPE_S))],
@@ -80,7 +83,7 @@ describe('CCP MPPE option (RFC 3078 section 2)', () => {
   });
 
   it('opens with the agreed mode per direction', () => {
-    const c = ccp();
+    const c = ccp({ modeChoice: 'peer' });
     c.p.fsm.receive(packet(Code.ConfigureRequest, 1, mppe(MPPE_H | MPPE_S)));
     const req = c.h.last(Code.ConfigureRequest)!;
     c.p.fsm.receive(packet(Code.ConfigureNak, req.id, mppe(MPPE_H | MPPE_S)));
@@ -89,6 +92,74 @@ describe('CCP MPPE option (RFC 3078 section 2)', () => {
     expect(c.p.fsm.state).toBe(FsmState.Opened);
     expect(c.p.negotiated).toEqual({ send: MPPE_H | MPPE_S, recv: MPPE_H | MPPE_S });
     expect(agreeMppe(c.p.negotiated)).toEqual({ ok: true, mppe: { bits: 128, stateless: true } });
+  });
+});
+
+/**
+ * Debian 12's pppd 2.4.9 (pptp-linux, require-mppe-128) against the PPTP
+ * server's policy, its CCP packets as its debug log printed them. The server
+ * used to ask for stateful mode (S, no H) while allowing stateless:
+ *  - plain pppd (refuse-mppe-stateful, its default) Configure-Rejected that
+ *    request ("Refusing MPPE stateful mode offered by peer") and hung up;
+ *  - pppd with mppe-stateful acknowledged it, asked H|S for itself, and the
+ *    server acknowledged that: two modes, the session ended 'mppe-mismatch'.
+ */
+describe('CCP against pppd 2.4.9 (RFC 3078 section 2, H bit)', () => {
+  // sent [CCP ConfReq id=0x1 <mppe +H -M +S -L -D -C>]: what pppd asks, with or without mppe-stateful.
+  const PPPD_REQUEST = '0101000a' + '120601000040';
+
+  function serverCcp(stateless: boolean) {
+    // src/pptp/service.ts pptpMppePolicy: stateless asked for iff allowed, the client's mode wins.
+    return ccp({ statelessAllowed: stateless, statelessPreferred: stateless, modeChoice: 'peer' });
+  }
+
+  it('stateless allowed: the server asks H|S itself, so plain pppd acknowledges; both ways stateless', () => {
+    const c = serverCcp(true);
+    const ours = c.h.last(Code.ConfigureRequest)!;
+    expect(hexOf(ours.data)).toBe('120601000040');
+    c.p.fsm.receive(packet(Code.ConfigureRequest, 1, mppe(MPPE_H | MPPE_S)));
+    expect(hexOf(c.h.last()!.data)).toBe(PPPD_REQUEST.slice(8));
+    expect(c.h.last()!.code).toBe(Code.ConfigureAck);
+    c.p.fsm.receive(packet(Code.ConfigureAck, ours.id, ours.data));
+    expect(c.p.fsm.state).toBe(FsmState.Opened);
+    expect(agreeMppe(c.p.negotiated)).toEqual({ ok: true, mppe: { bits: 128, stateless: true } });
+  });
+
+  it('stateless not allowed: pppd (mppe-stateful) acknowledges our S, its H|S is Nak\'d to S, its S acknowledged; both ways stateful', () => {
+    const c = serverCcp(false);
+    const ours = c.h.last(Code.ConfigureRequest)!;
+    expect(hexOf(ours.data)).toBe('120600000040');
+    c.p.fsm.receive(packet(Code.ConfigureAck, ours.id, ours.data));
+    c.p.fsm.receive(packet(Code.ConfigureRequest, 1, mppe(MPPE_H | MPPE_S)));
+    expect(c.h.last()).toMatchObject({ code: Code.ConfigureNak, id: 1 });
+    expect(hexOf(c.h.last()!.data)).toBe('120600000040');
+    c.p.fsm.receive(packet(Code.ConfigureRequest, 2, mppe(MPPE_S)));
+    expect(c.h.last()).toMatchObject({ code: Code.ConfigureAck, id: 2 });
+    expect(c.p.fsm.state).toBe(FsmState.Opened);
+    expect(agreeMppe(c.p.negotiated)).toEqual({ ok: true, mppe: { bits: 128, stateless: false } });
+  });
+
+  it('a client asking stateful gets it from a server that asked stateless: the server follows, its next request has no H', () => {
+    const c = serverCcp(true);
+    const first = c.h.last(Code.ConfigureRequest)!;
+    c.p.fsm.receive(packet(Code.ConfigureRequest, 7, mppe(MPPE_S)));
+    expect(c.h.last()).toMatchObject({ code: Code.ConfigureAck, id: 7 });
+    // The client (our own, 'ours') Naks the H of our first request away.
+    c.p.fsm.receive(packet(Code.ConfigureNak, first.id, mppe(MPPE_S)));
+    const second = c.h.last(Code.ConfigureRequest)!;
+    expect(second.id).not.toBe(first.id);
+    expect(hexOf(second.data)).toBe('120600000040');
+    c.p.fsm.receive(packet(Code.ConfigureAck, second.id, second.data));
+    expect(agreeMppe(c.p.negotiated)).toEqual({ ok: true, mppe: { bits: 128, stateless: false } });
+  });
+
+  it('once our request is acknowledged the server stops following: a later other mode is Nak\'d to the acknowledged one', () => {
+    const c = serverCcp(true);
+    const ours = c.h.last(Code.ConfigureRequest)!;
+    c.p.fsm.receive(packet(Code.ConfigureAck, ours.id, ours.data));
+    c.p.fsm.receive(packet(Code.ConfigureRequest, 3, mppe(MPPE_S)));
+    expect(c.h.last()).toMatchObject({ code: Code.ConfigureNak, id: 3 });
+    expect(hexOf(c.h.last()!.data)).toBe('120601000040');
   });
 });
 

@@ -76,11 +76,15 @@ const CCP_OPTIONS = new OptionTable<Ccp>([
     request: (ctx) => ctx.want,
     judge: (ctx, v) => {
       const want = ctx.chooseForPeer(v);
+      ctx.followPeerMode(want);
       if (want === v) {
         ctx.peerBits = v;
         return ACK;
       }
       return nak(want);
+    },
+    acked: (ctx, v) => {
+      ctx.ackedWant = v;
     },
     naked: (ctx, v, requested) => {
       if (requested) ctx.adoptSuggestion(v);
@@ -96,7 +100,8 @@ export class Ccp extends TableProtocol<Ccp> {
   want: number | undefined;
   /** The MPPE bits of the peer request we judged last (= acknowledged, when Opened). */
   peerBits: number | undefined;
-  private ackedWant: number | undefined;
+  /** The MPPE bits of our request the peer acknowledged (= how we receive, when Opened). */
+  ackedWant: number | undefined;
   private readonly allowed: number;
   private readonly policy: MppePolicy;
   readonly counters = { resetRequestsReceived: 0, resetAcksReceived: 0, resetRequestsSent: 0, discardedResets: 0 };
@@ -141,10 +146,33 @@ export class Ccp extends TableProtocol<Ccp> {
     return strengthBit(pick) | (this.statelessForPeer(v) ? MPPE_H : 0);
   }
 
+  /**
+   * The mode for the peer's direction. It must be the mode of our own request
+   * (one mode both ways): acknowledging H while asking without it (or the
+   * reverse) ends, once both sides acknowledge, in two modes. pppd does that
+   * to a server whose request lacks H ("mppe-stateful": it acknowledges our
+   * stateful request and asks stateless for itself).
+   */
   private statelessForPeer(v: number): boolean {
-    if (v & MPPE_H) return this.statelessAllowed;
-    // The peer asks for stateful: suggest stateless only while we still ask for it ourselves.
-    return this.want !== undefined && (this.want & MPPE_H) !== 0;
+    const asks = (v & MPPE_H) !== 0;
+    // Our direction has no MPPE (the peer rejected it): nothing to match.
+    if (this.want === undefined) return asks && this.statelessAllowed;
+    if (this.followsPeer && (!asks || this.statelessAllowed)) return asks;
+    return ((this.ackedWant ?? this.want) & MPPE_H) !== 0;
+  }
+
+  /** 'peer' mode choice, and our request not yet acknowledged: it can still follow the peer's mode. */
+  private get followsPeer(): boolean {
+    return this.policy.modeChoice === 'peer' && this.ackedWant === undefined;
+  }
+
+  /** With the 'peer' mode choice, our own request takes the mode we are about to give the peer. */
+  followPeerMode(chosen: number): void {
+    if (!this.followsPeer || this.want === undefined) return;
+    const next = (this.want & ~MPPE_H) | (chosen & MPPE_H);
+    if (next === this.want) return;
+    this.host.log.debug({ machine: 'CCP', from: describeMppeBits(this.want), to: describeMppeBits(next) }, 'CCP: our request follows the mode the peer asks for');
+    this.want = next;
   }
 
   /** The peer Nak'd our request with `v`: adopt one allowed strength and its mode, or give MPPE up. */
@@ -169,8 +197,9 @@ export class Ccp extends TableProtocol<Ccp> {
   }
 
   override acked(opts: readonly RawOption[]): void {
+    // What the peer acknowledged is what we asked in that request (our want may have moved since).
+    this.ackedWant = undefined;
     super.acked(opts);
-    this.ackedWant = this.want;
   }
 
   get negotiated(): CcpResult {

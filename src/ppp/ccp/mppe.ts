@@ -42,6 +42,14 @@ export const MPPE_S = 0x00000040;
 export const MPPE_M = 0x00000080;
 export const MPPE_H = 0x01000000;
 export const MPPE_STRENGTH_MASK = MPPE_L | MPPE_M | MPPE_S;
+/**
+ * Octets an encrypted datagram adds to the information field it carries
+ * (RFC 3078 section 3): the 2-octet header (A B C D bits, coherency count)
+ * and the original Protocol field, now inside the encrypted data. The
+ * largest packet a peer with MRU m receives encrypted is m - 4 (pppd's
+ * MPPE_PAD: its interface MTU is the peer's MRU less 4).
+ */
+export const MPPE_OVERHEAD = 4;
 
 export type MppeBits = 40 | 56 | 128;
 export type MppePolicyName = 'deny' | 'allow' | 'require';
@@ -54,6 +62,21 @@ export interface MppePolicy {
   statelessAllowed: boolean;
   /** Ask for stateless mode ourselves (implies allowed). */
   statelessPreferred: boolean;
+  /**
+   * Whose mode wins when the two requests differ in H. CCP negotiates each
+   * direction on its own (RFC 1962 section 1), but one link runs one mode
+   * both ways here (a mismatch ends the session), so one side settles it,
+   * and exactly one: two followers swap modes, and so do two sides that each
+   * insist on their own but yield to a Nak. PppSession picks by role unless told.
+   *  - 'ours' (the default here; a client's): the mode of our own request. A
+   *    request of the other mode is Nak'd with ours, never acknowledged while
+   *    we ask for the other; ours changes only when the peer Naks it (and the
+   *    policy allows the suggestion).
+   *  - 'peer' (a server's: "stateful or stateless as the client asks"): the
+   *    mode the peer asks for, when the policy allows it; our own request
+   *    follows it from then on, until the peer has acknowledged our request.
+   */
+  modeChoice?: 'ours' | 'peer';
 }
 
 export const DEFAULT_MPPE_POLICY: Readonly<MppePolicy> = Object.freeze({
