@@ -19,9 +19,10 @@
  * "Sending Connect-Request" before the failure) is retried a bounded number
  * of times and the attempts are reported.
  */
-import type { LogRecord } from './sstp-gateway.js';
+import type { LogRecord } from './interop-gateway.js';
 import type { GuestClientRun } from './sstp-guest-client.js';
 import { shq } from './guest/guest.js';
+import { SCRIPT_PRELUDE } from './interop-script.js';
 
 /** How a connected scenario ends. */
 export type Teardown =
@@ -59,11 +60,6 @@ export type Scenario = SstpcScenario | ClientScenario;
 /** Our choices: egress delay of the guest (a LAN-like round trip), and attempts against sstpc's race. */
 export const GUEST_DELAY_MS = 20;
 export const SSTPC_MAX_ATTEMPTS = 4;
-/** ICMP payload of the large pings: 1372 + 8 + 20 = 1400, the MTU of the tunnel. */
-export const BIG_PING_PAYLOAD = 1372;
-
-/** An empty /etc/ppp/options: the host's (auth, lock, crtscts, lcp-echo ...) stays out of the test. */
-export const PPP_OPTIONS_PATH = '/etc/ppp/options';
 
 /**
  * The guest script. Environment: SERVER, GW_INNER, CA (the certificate the
@@ -72,29 +68,11 @@ export const PPP_OPTIONS_PATH = '/etc/ppp/options';
  * sstp-guest-client.ts.
  */
 export function guestScript(sstpc: readonly SstpcScenario[], withClient: boolean): string {
-  const L: string[] = [];
-  L.push(String.raw`set -u
-now() { date +%s%N; }
-since() { echo $(( ($(now) - $1) / 1000000 )); }
-mark() { echo "@@ $*"; }
-# The host creates $GUEST_JOB_DIR/go-<name> when it has looked at the server side.
-waitgo() { i=0; while [ ! -e "$GUEST_JOB_DIR/go-$1" ]; do i=$((i+1)); [ $i -gt 1200 ] && return 1; sleep 0.1; done; return 0; }
-mark "cert sha256 $(openssl x509 -noout -fingerprint -sha256 -in "$CA" | sed 's/^.*=//')"
+  const L: string[] = [SCRIPT_PRELUDE];
+  L.push(String.raw`mark "cert sha256 $(openssl x509 -noout -fingerprint -sha256 -in "$CA" | sed 's/^.*=//')"
 mkdir -p /var/run/sstpc
 # A LAN-like round trip: the gateway's answers cannot be there the instant the guest has written.
 tc qdisc add dev "$GUEST_IF" root netem delay ${GUEST_DELAY_MS}ms || echo "netem: no delay on $GUEST_IF"
-
-# ping_both NAME DEV: three small echoes, then two of the largest packet the MTU (1400) takes, unfragmented.
-ping_both() {
-  t1=$(now)
-  ping -c 3 -i 0.3 -W 3 -I "$2" "$GW_INNER" > "/tmp/ping-$1.log" 2>&1
-  st=$?
-  mark "$1 pinged $st $(since $t1)"
-  cat "/tmp/ping-$1.log"
-  ping -c 2 -i 0.3 -W 3 -s ${BIG_PING_PAYLOAD} -M do -I "$2" "$GW_INNER" > "/tmp/bigping-$1.log" 2>&1
-  mark "$1 bigpinged $?"
-  cat "/tmp/bigping-$1.log"
-}
 
 # sstpc_run NAME UNIT USER PASSWORD CA TEARDOWN HOLD [pppd options...]
 sstpc_run() {
@@ -171,75 +149,6 @@ echo "== client end =="`);
   }
   L.push('mark "all done"');
   return L.join('\n') + '\n';
-}
-
-// ---------------------------------------------------------------- reading the output
-
-export interface Marker {
-  name: string;
-  event: string;
-  args: string[];
-}
-
-/** Every `@@ <name> <event> <args...>` line of the output. */
-export function markers(output: string): Marker[] {
-  const out: Marker[] = [];
-  for (const m of output.matchAll(/^@@ (\S+) (\S+)(?: (.*))?$/gm)) out.push({ name: m[1]!, event: m[2]!, args: m[3] ? splitArgs(m[3]) : [] });
-  return out;
-}
-
-/** Split marker arguments on spaces, keeping a trailing JSON value whole. */
-function splitArgs(s: string): string[] {
-  const brace = s.indexOf('{');
-  const head = brace >= 0 ? s.slice(0, brace) : s;
-  const parts = head.trim() ? head.trim().split(/\s+/) : [];
-  if (brace >= 0) parts.push(s.slice(brace));
-  return parts;
-}
-
-export function marker(all: readonly Marker[], name: string, event: string): Marker | undefined {
-  return all.find((m) => m.name === name && m.event === event);
-}
-
-/** The text between `== <name> <what> ==` and the next `== ... ==` line. */
-export function section(output: string, name: string, what: string): string {
-  const re = new RegExp(`^== ${name.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&')} ${what} ==\\n([\\s\\S]*?)(?=^== )`, 'm');
-  return re.exec(output)?.[1] ?? '';
-}
-
-/**
- * What pppd negotiated, from its `debug` log: the packets of LCP, the
- * authentication protocol, CCP, IPCP and IPV6CP as pppd printed them, and the
- * outcome lines. For the report and the assertions.
- */
-export interface PppdNegotiation {
-  /** Every `sent [...]` / `rcvd [...]` control packet line, in order. */
-  packets: string[];
-  auth: string | undefined;
-  ccp: string | undefined;
-  ipv6cp: string | undefined;
-  local: string | undefined;
-  remote: string | undefined;
-  dns: string | undefined;
-}
-
-export function pppdNegotiation(log: string): PppdNegotiation {
-  const lines = log.split('\n');
-  const packets = lines.filter((l) => /^(sent|rcvd) \[(LCP|CHAP|PAP|EAP|CCP|IPCP|IPV6CP)/.test(l));
-  const find = (re: RegExp) => lines.find((l) => re.test(l))?.trim();
-  const value = (re: RegExp) => {
-    const l = find(re);
-    return l ? re.exec(l)![1] : undefined;
-  };
-  return {
-    packets,
-    auth: find(/^(CHAP|PAP|EAP) authentication (succeeded|failed)/),
-    ccp: find(/Compression Control Protocol|^CCP|compression enabled/i),
-    ipv6cp: find(/IPv6 Control Protocol|local  LL address/),
-    local: value(/^local\s+IP address (\S+)/),
-    remote: value(/^remote IP address (\S+)/),
-    dns: value(/^primary\s+DNS address (\S+)/),
-  };
 }
 
 // ---------------------------------------------------------------- the gateway's view

@@ -38,24 +38,11 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { NetLab, reportSkip, type Facility } from '../lib/netns.js';
-import { waitUntil } from '../lib/sstp-lab.js';
 import { createGuestLink, guestSupport, PPP_MODULES, startGuest, type GuestHandle, type GuestResult } from './guest/guest.js';
 import { INTEROP_USERS, startInteropGateway, type InteropGateway, type LogRecord } from './sstp-gateway.js';
-import { buildGuestClient, guestClientMissing, type GuestClientBuild } from './sstp-guest-build.js';
-import {
-  guestScript,
-  marker,
-  markers,
-  PPP_OPTIONS_PATH,
-  pppdNegotiation,
-  section,
-  serverSessions,
-  type ClientScenario,
-  type Marker,
-  type Scenario,
-  type ServerSessionLog,
-  type SstpcScenario,
-} from './sstp-scenarios.js';
+import { buildGuestClient, guestClientMissing, type GuestClientBuild } from './guest-build.js';
+import { between, driveScenario, formatTable, marker, markers, ms, PPP_OPTIONS_PATH, pppdNegotiation, section, type Marker } from './interop-script.js';
+import { guestScript, serverSessions, type ClientScenario, type Scenario, type ServerSessionLog, type SstpcScenario } from './sstp-scenarios.js';
 import { createSelfSignedCertificate, fingerprint256 } from '../../src/sstp/cert.js';
 import type { SessionInfo } from '../../src/admin/types.js';
 
@@ -121,7 +108,7 @@ describe.skipIf(!support.ok)('SSTP interop: sstpc + pppd and our client in a qem
   beforeAll(async () => {
     tmp = mkdtempSync(path.join(os.tmpdir(), 'vpngw-sstp-interop-test-'));
     const link = await createGuestLink(lab, { tag: 'sstp' });
-    const [g, b] = await Promise.allSettled([startInteropGateway(lab, link, { methods: SERVER_METHODS, helloInterval: HELLO }), buildGuestClient()]);
+    const [g, b] = await Promise.allSettled([startInteropGateway(lab, link, { methods: SERVER_METHODS, helloInterval: HELLO }), buildGuestClient('test/interop/sstp-guest-client.ts')]);
     if (g.status === 'fulfilled') gw = g.value;
     if (b.status === 'fulfilled') build = b.value;
     if (g.status === 'rejected') throw g.reason;
@@ -230,29 +217,8 @@ describe.skipIf(!support.ok)('SSTP interop: sstpc + pppd and our client in a qem
 
   /** Follow one scenario in the guest, look at the gateway at "pinged", hang up or let the guest do it. */
   async function drive(g: GuestHandle, s: Scenario): Promise<ScenarioRecord> {
-    const from = gw.logs.length;
-    const esc = s.name.replace(/[-]/g, '\\-');
-    await g.waitForOutput(new RegExp(`^@@ ${esc} start$`, 'm'), STEP_MS);
-    const t0 = performance.now();
-    const first = await g.waitForOutput(new RegExp(`^@@ ${esc} (pinged|not-connected|failed|exited)\\b`, 'm'), STEP_MS);
-    const hostConnectMs = performance.now() - t0;
-    let atPing: SessionInfo[] | undefined;
-    let t1 = performance.now();
-    let kill: Promise<boolean> | undefined;
-    if (first[1] === 'pinged') {
-      atPing = gw.gateway.sessions.list();
-      await g.waitForOutput(new RegExp(`^@@ ${esc} held\\b`, 'm'), STEP_MS);
-      t1 = performance.now();
-      if (s.teardown === 'server') kill = gw.gateway.sessions.kill(atPing[0]?.id ?? '', 'interop: the gateway hangs up');
-      else writeFileSync(path.join(g.shareDir, `go-${s.name}`), '');
-    }
-    await g.waitForOutput(new RegExp(`^@@ ${esc} (exited|closed|failed)\\b`, 'm'), STEP_MS);
-    let gone = true;
-    await waitUntil(() => gw.gateway.sessions.size === 0, 30_000, `the gateway sessions of ${s.name} to go`).catch(() => (gone = false));
-    const hostTeardownMs = first[1] === 'pinged' ? performance.now() - t1 : undefined;
-    await kill;
-    const logs = gw.logs.slice(from);
-    return { scenario: s, atPing, logs, sessions: serverSessions(logs), gone, poolUsed: pool().used, hostConnectMs, hostTeardownMs };
+    const r = await driveScenario(g, gw, { name: s.name, teardown: s.teardown, stepMs: STEP_MS });
+    return { scenario: s, ...r, sessions: serverSessions(r.logs) };
   }
 
   const rec = (name: string): ScenarioRecord => {
@@ -466,13 +432,6 @@ describe.skipIf(!support.ok)('SSTP interop: sstpc + pppd and our client in a qem
   });
 });
 
-/** The output from the line starting with `from` to the line starting with `to`. */
-function between(output: string, from: string, to: string): string {
-  const a = output.indexOf(`\n${from}`);
-  const b = a < 0 ? -1 : output.indexOf(`\n${to}`, a + 1);
-  return a < 0 || b < 0 ? '' : output.slice(a + 1, b + 1);
-}
-
 /** SSTP Echo Requests the gateway sent in a session, and Echo Responses it received. */
 function sstpEchoes(s: ServerSessionLog): { requests: number; responses: number } {
   const n = (msg: string, message: string) => s.records.filter((r) => r.msg === msg && r.message === message).length;
@@ -497,7 +456,6 @@ function printTimings(run: Run): void {
   const rows: string[][] = [['scenario', 'outcome', 'connect', 'ping', 'hang-up', 'attempts', 'gw set-up', 'host: start->pinged', 'hang-up->gone']];
   for (const [name, rec] of run.records) {
     const m = (ev: string) => marker(run.markers, name, ev);
-    const ms = (v: string | number | undefined) => (v === undefined ? '-' : `${typeof v === 'number' ? v.toFixed(0) : v} ms`);
     const refused = m('failed')?.args[0] ?? m('not-connected')?.args[0];
     const end = rec.scenario.kind === 'sstpc' ? m('exited')?.args[2] : m('closed')?.args[0];
     const setup = rec.sessions.find((s) => s.setupSeconds !== undefined)?.setupSeconds;
@@ -513,8 +471,7 @@ function printTimings(run: Run): void {
       ms(rec.hostTeardownMs),
     ]);
   }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-  const table = rows.map((row) => row.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '));
+  const table = formatTable(rows);
   const client = marker(run.markers, 'client', 'exited')?.args[2];
   process.stderr.write(
     [

@@ -1,13 +1,13 @@
 /**
- * Our SSTP client for the qemu guest: sstp-guest-client.ts and what it
- * imports, compiled to JavaScript in a temporary directory that looks like the
- * repository to the code's own path lookups (the native addon, the WASM
- * module, node_modules are symlinks to the repository's). The guest sees the
- * host's root, so it runs `node <dir>/dist/test/interop/sstp-guest-client.js`.
+ * Our clients for the qemu guest (sstp-guest-client.ts, pptp-guest-client.ts)
+ * and what they import, compiled to JavaScript in a temporary directory that
+ * looks like the repository to the code's own path lookups (the native addon,
+ * the WASM module, node_modules are symlinks to the repository's). The guest
+ * sees the host's root, so it runs `node <dir>/dist/test/interop/<x>-guest-client.js`.
  *
  *   <dir>/package.json            (copy: "type": "module")
  *   <dir>/node_modules -> repo    <dir>/native -> repo    <dir>/build -> repo
- *   <dir>/dist/src/...  <dir>/dist/assembly/abi.js  <dir>/dist/test/interop/sstp-guest-client.js
+ *   <dir>/dist/src/...  <dir>/dist/assembly/abi.js  <dir>/dist/test/interop/<x>-guest-client.js
  *
  * tsc runs with --noCheck: the typecheck of the same files is the project's
  * own (`tsc -p tsconfig.json --noEmit`); this only emits, fast.
@@ -21,7 +21,6 @@ import { promisify } from 'node:util';
 
 const pexec = promisify(execFile);
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const ENTRY = 'test/interop/sstp-guest-client.ts';
 
 export interface GuestClientBuild {
   dir: string;
@@ -39,8 +38,9 @@ export function guestClientMissing(): string {
   return '';
 }
 
-export async function buildGuestClient(): Promise<GuestClientBuild> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'vpngw-sstp-guest-client-'));
+/** Compile `source` (relative to the repository, e.g. test/interop/sstp-guest-client.ts) for the guest. */
+export async function buildGuestClient(source: string): Promise<GuestClientBuild> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'vpngw-guest-client-'));
   try {
     for (const d of ['node_modules', 'native', 'build']) symlinkSync(path.join(REPO, d), path.join(dir, d));
     copyFileSync(path.join(REPO, 'package.json'), path.join(dir, 'package.json'));
@@ -51,15 +51,15 @@ export async function buildGuestClient(): Promise<GuestClientBuild> {
       tsc, '--outDir', path.join(dir, 'dist'), '--rootDir', REPO,
       '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022',
       '--types', 'node', '--esModuleInterop', '--skipLibCheck', '--noCheck', '--sourceMap', 'false',
-      path.join(REPO, ENTRY),
+      path.join(REPO, source),
     ];
     try {
       await pexec(process.execPath, args, { cwd: REPO, timeout: 170_000, maxBuffer: 16 << 20 });
     } catch (e) {
       const out = e as { stdout?: string; stderr?: string; message: string };
-      throw new Error(`compiling ${ENTRY} for the guest failed: ${out.message}\n${out.stdout ?? ''}${out.stderr ?? ''}`);
+      throw new Error(`compiling ${source} for the guest failed: ${out.message}\n${out.stdout ?? ''}${out.stderr ?? ''}`);
     }
-    const entry = path.join(dir, 'dist', ENTRY.replace(/\.ts$/, '.js'));
+    const entry = path.join(dir, 'dist', source.replace(/\.ts$/, '.js'));
     if (!existsSync(entry)) throw new Error(`tsc wrote no ${entry}`);
     return { dir, entry, ms: performance.now() - t0, remove: () => rmSync(dir, { recursive: true, force: true }) };
   } catch (e) {

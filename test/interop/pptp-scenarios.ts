@@ -1,0 +1,194 @@
+/**
+ * The PPTP interop scenarios run in one qemu guest boot: the guest script
+ * (the unmodified pptp-linux under pppd, then our client, pptp-guest-client.ts)
+ * and the reader of the gateway's log for one session.
+ *
+ * pppd runs pptp as its pty, the way pptp-linux documents it:
+ *
+ *   pppd pty "pptp <gateway> --nolaunchpppd" nodetach unit N name <user> password <pw> \
+ *     require-mppe-128 refuse-eap refuse-pap refuse-chap refuse-mschap noauth nodefaultroute \
+ *     noipdefault usepeerdns debug logfile ... [mppe-stateful] [lcp-echo-interval 1 ...]
+ *
+ * pptp-linux keeps one call manager per server address, a detached process
+ * that lingers a little after its last call and that a new `pptp` joins when
+ * it is still there; each scenario waits (bounded) for it to be gone, so
+ * every scenario has its own control connection.
+ *
+ * Each scenario first prints "start" and waits for the host's ready-<name>:
+ * the host sets the gateway's MPPE policy for it (mppe.stateless, reloaded as
+ * SIGHUP would) before the client dials.
+ */
+import { shq } from './guest/guest.js';
+import { SCRIPT_PRELUDE } from './interop-script.js';
+import type { LogRecord } from './interop-gateway.js';
+import type { PptpGuestRun } from './pptp-guest-client.js';
+
+interface Common {
+  name: string;
+  user: string;
+  password: string;
+  expect: 'connect' | 'fail';
+  /** The gateway's mppe.stateless (stateless allowed, and then asked for) while this scenario runs. */
+  gatewayStateless: boolean;
+  /** The MPPE mode the tunnel should end up in. */
+  stateless?: boolean;
+  /** Seconds the tunnel stays idle after the pings, for keepalives to happen. */
+  holdSeconds?: number;
+}
+
+export interface PppdScenario extends Common {
+  kind: 'pppd';
+  /** pppd unit: the interface is ppp<unit>. */
+  unit: number;
+  /** 'pppd': SIGTERM to pppd (it sends LCP Terminate-Request, its pptp clears the call); 'server': the gateway's admin kill. */
+  teardown: 'pppd' | 'server';
+  /** pppd options after the common ones (each one argument). */
+  pppd: readonly string[];
+}
+
+export interface ClientScenario extends Common {
+  kind: 'client';
+  run: PptpGuestRun;
+  teardown: PptpGuestRun['teardown'];
+}
+
+export type Scenario = PppdScenario | ClientScenario;
+
+/** pppd options every pppd scenario has, the task's: MS-CHAPv2 only, 128-bit MPPE required, no routes. */
+export const PPPD_COMMON = ['require-mppe-128', 'refuse-eap', 'refuse-pap', 'refuse-chap', 'refuse-mschap', 'noauth', 'nodefaultroute', 'noipdefault', 'usepeerdns'] as const;
+
+/**
+ * The guest script. Environment: SERVER (the gateway's outer address),
+ * GW_INNER, and for our client CLIENT_JS plus the PPTP_* variables of
+ * pptp-guest-client.ts.
+ */
+export function guestScript(pppd: readonly PppdScenario[], withClient: boolean): string {
+  const L: string[] = [SCRIPT_PRELUDE];
+  L.push(String.raw`
+# pppd_run NAME UNIT USER PASSWORD TEARDOWN HOLD [pppd options...]
+pppd_run() {
+  name=$1; unit=$2; user=$3; pass=$4; teardown=$5; hold=$6; shift 6
+  dev=ppp$unit
+  mark "$name start"
+  waitready "$name" || mark "$name no-ready"
+  t0=$(now); t2=$t0
+  pppd pty "pptp $SERVER --nolaunchpppd --loglevel 1" nodetach unit "$unit" name "$user" password "$pass" \
+    ${PPPD_COMMON.join(' ')} debug logfile "/tmp/pppd-$name.log" "$@" > "/tmp/pppd-$name.out" 2>&1 &
+  pid=$!
+  up=0; i=0
+  while [ $i -lt 900 ]; do
+    if ip -4 -o addr show dev "$dev" 2>/dev/null | grep -q ' inet '; then up=1; break; fi
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.1; i=$((i+1))
+  done
+  if [ $up = 1 ]; then
+    mark "$name connected $(since $t0) $(ip -4 -o addr show dev "$dev" | awk '{print $4}') $(cat "/sys/class/net/$dev/mtu")"
+    ping_both "$name" "$dev"
+    # Idle for a while: keepalives (LCP echo both ways, PPTP control Echo-Request) have to be answered.
+    sleep "$hold"
+    mark "$name held $hold"
+    case $teardown in
+      pppd) waitgo "$name"; t2=$(now); kill -TERM $pid ;;
+      server) t2=$(now) ;;
+    esac
+  else
+    mark "$name not-connected $(since $t0)"
+  fi
+  # pppd leaves on its own (after the teardown, or after failing); bounded.
+  i=0
+  while kill -0 $pid 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+  forced=0
+  if kill -0 $pid 2>/dev/null; then kill -KILL $pid; forced=1; fi
+  wait $pid; rc=$?
+  ms=$(since $t2)
+  # pptp-linux's call manager lingers after its last call: the next scenario must not join it.
+  i=0
+  while pgrep -x pptp > /dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+  mark "$name exited $rc $forced $ms $(pgrep -x pptp | wc -l) $(ls -d /sys/class/net/ppp* 2>/dev/null | wc -l)"
+  echo "== $name pppd =="; cat "/tmp/pppd-$name.log" 2>/dev/null
+  echo "== $name out =="; cat "/tmp/pppd-$name.out" 2>/dev/null
+  echo "== $name end =="
+}
+`);
+  for (const s of pppd) {
+    L.push(['pppd_run', s.name, String(s.unit), s.user, s.password, s.teardown, String(s.holdSeconds ?? 0), ...s.pppd].map(shq).join(' '));
+  }
+  if (withClient) {
+    L.push(String.raw`
+mark "client start"
+t0=$(now)
+PPTP_GO_DIR="$GUEST_JOB_DIR" node "$CLIENT_JS" 2> /tmp/client.err
+rc=$?
+mark "client exited $rc 0 $(since $t0)"
+echo "== client stderr =="; tail -c 30000 /tmp/client.err
+echo "== client end =="`);
+  }
+  L.push('mark "all done"');
+  return L.join('\n') + '\n';
+}
+
+// ---------------------------------------------------------------- the gateway's view
+
+/** One PPTP server session as its log records tell it. */
+export interface PptpSessionLog {
+  id: string;
+  records: LogRecord[];
+  user: string | undefined;
+  method: string | undefined;
+  authFailed: { user: string; reason: string } | undefined;
+  upAddress: string | undefined;
+  /** As the gateway logs it: `128-bit stateless`, `128-bit stateful`. */
+  mppe: string | undefined;
+  mtu: number | undefined;
+  setupSeconds: number | undefined;
+  pppDown: { reason: string; detail: string } | undefined;
+  callCleared: string | undefined;
+  controlClosed: string | undefined;
+  /** Control messages in order, as `<dir> <name>` (`in SCCRQ`, `out SCCRP` ...). */
+  control: string[];
+}
+
+/** Group the records that carry a `session` field, in order of first appearance. */
+export function pptpSessions(logs: readonly LogRecord[]): PptpSessionLog[] {
+  const byId = new Map<string, PptpSessionLog>();
+  for (const r of logs) {
+    const id = typeof r.session === 'string' ? r.session : undefined;
+    if (!id) continue;
+    let s = byId.get(id);
+    if (!s) {
+      s = {
+        id,
+        records: [],
+        user: undefined,
+        method: undefined,
+        authFailed: undefined,
+        upAddress: undefined,
+        mppe: undefined,
+        mtu: undefined,
+        setupSeconds: undefined,
+        pppDown: undefined,
+        callCleared: undefined,
+        controlClosed: undefined,
+        control: [],
+      };
+      byId.set(id, s);
+    }
+    s.records.push(r);
+    if (r.msg === 'pptp: PPP authenticated') {
+      s.user = String(r.user);
+      s.method = String(r.method);
+    }
+    if (r.msg === 'pptp: PPP authentication failed') s.authFailed = { user: String(r.user), reason: String(r.reason) };
+    if (r.msg === 'pptp: session up') {
+      s.upAddress = String(r.address);
+      s.mppe = String(r.mppe);
+      s.mtu = Number(r.mtu);
+      s.setupSeconds = Number(r.setupSeconds);
+    }
+    if (/^PPP: session down/.test(r.msg)) s.pppDown = { reason: String(r.reason), detail: String(r.detail) };
+    if (r.msg === 'pptp: call cleared') s.callCleared = String(r.reason);
+    if (r.msg === 'pptp: control connection closed') s.controlClosed = String(r.reason);
+    if (r.msg === 'PPTP receive' || r.msg === 'PPTP send') s.control.push(`${r.msg === 'PPTP send' ? 'out' : 'in'} ${String(r.message)}`);
+  }
+  return [...byId.values()];
+}

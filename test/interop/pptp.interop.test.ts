@@ -1,0 +1,494 @@
+/**
+ * PPTP against a real client (issue 5, "Real client"): the unmodified `pptp`
+ * of Debian's pptp-linux 1.10 under Debian's pppd 2.4.9 in a qemu guest on
+ * Debian's kernel (ppp_generic, ppp_async, ppp_mppe), and, in the same guest,
+ * our own client (connectPptp, its own raw GRE socket and a TUN device of the
+ * guest): two independent clients against one gateway, so that a bug our
+ * client and our server share cannot hide.
+ *
+ *   guest (qemu, TCG)                                     link namespace (host side of the tap)
+ *   pppd pty "pptp <gw> --nolaunchpppd" ─► ppp<N> ═══ TCP 1723 + GRE ═══► PptpService (this test process)
+ *   node pptp-guest-client.js ─► TUN vpngwp<N> ═══ TCP 1723 + GRE ═══►   raw GRE socket, WASM data plane (MPPE)
+ *   ping -I <dev> <gateway inner address>                                 TUN <gateway inner address>/24
+ *
+ * The gateway: MS-CHAPv2 only, MPPE required at 128 bits; stateless MPPE
+ * allowed (and then asked for) or not, set per scenario by a config reload.
+ * The guest has no default route: the gateway's inner address is reachable
+ * through the tunnel only. One boot runs every scenario in turn; at each
+ * "pinged" the test looks at the gateway (session up, user, address, MPPE
+ * mode in the session and in the data plane, bytes counted), and then lets
+ * the guest hang up or hangs up itself. Scenarios:
+ *
+ *   pppd-stateless         plain pppd (it refuses stateful MPPE): 128-bit stateless; idle hold with pppd's
+ *                          LCP echo every second, the gateway's LCP echo and PPTP Echo-Request; pppd hangs up
+ *   pppd-stateful-refused  gateway without stateless, plain pppd: pppd refuses the stateful request, no session
+ *   pppd-stateful          gateway without stateless, pppd with mppe-stateful: its H Nak'd away, 128-bit
+ *                          stateful; the gateway hangs up (LCP Terminate-Request, Call-Disconnect-Notify)
+ *   pppd-wrong-password    MS-CHAPv2 Failure E=691 understood by pppd; nothing left
+ *   client-stateful        our client (stateful by default) against the stateless-asking gateway: the
+ *                          gateway follows the client; the client hangs up
+ *   client-stateless       our client asking stateless; idle hold; the gateway hangs up
+ *   client-stateful-only   gateway without stateless, our client asking stateless: it takes stateful
+ *   client-wrong-password  ERR_AUTH_REJECTED
+ *   every connected one:   3 pings and 2 of 1400 octets (the MTU, DF set) through the tunnel
+ *
+ * Timings (boot, connect, ping, teardown per scenario) are printed; no speed
+ * is asserted. Skipped loudly without root, qemu, a kernel with modules,
+ * pptp/pppd, or the native addon and WASM module.
+ */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { existsSync } from 'node:fs';
+import { NetLab, reportSkip, type Facility } from '../lib/netns.js';
+import { createGuestLink, guestSupport, PPP_MODULES, startGuest, type GuestHandle, type GuestResult } from './guest/guest.js';
+import { buildGuestClient, guestClientMissing, type GuestClientBuild } from './guest-build.js';
+import { between, driveScenario, formatTable, marker, markers, ms, PPP_OPTIONS_PATH, pppdNegotiation, section, type DriveRecord, type Marker, type PppdNegotiation } from './interop-script.js';
+import { INTEROP_USERS, startPptpGateway, type PptpInteropGateway } from './pptp-gateway.js';
+import { guestScript, pptpSessions, type ClientScenario, type PppdScenario, type PptpSessionLog, type Scenario } from './pptp-scenarios.js';
+import type { MppeState } from '../../src/dataplane/sessions.js';
+
+// ---------------------------------------------------------------- can it run here?
+
+async function facility(): Promise<Facility> {
+  const g = await guestSupport();
+  if (!g.ok) return g;
+  for (const bin of ['/usr/sbin/pptp', '/usr/sbin/pppd']) {
+    if (!existsSync(bin)) return { ok: false, reason: `${bin} is missing (apt-get install pptp-linux ppp)` };
+  }
+  const missing = guestClientMissing();
+  return missing ? { ok: false, reason: missing } : { ok: true, reason: '' };
+}
+const support = await facility();
+reportSkip('PPTP real-client interop (pptp-linux + pppd and our client in a qemu guest)', support);
+
+// ---------------------------------------------------------------- our choices
+
+/** The whole guest run, boot included: TCG on shared cores is slow; a bound, not a claim. */
+const GUEST_BUDGET_MS = 420_000;
+/** One scenario from its start marker to the next event. */
+const STEP_MS = 150_000;
+/** Keepalives in an idle hold: the gateway's LCP echo every second, its PPTP Echo-Request every 2 s (reply within 2 s). */
+const LCP_ECHO = '1s';
+const CONTROL_ECHO = '2s';
+const HOLD_S = 5;
+
+// ---------------------------------------------------------------- what a run records
+
+interface ScenarioRecord extends DriveRecord {
+  scenario: Scenario;
+  sessions: PptpSessionLog[];
+  /** At "pinged": the server session's MPPE and the data plane's view of the same session. */
+  mppe: { bits: number; stateless: boolean } | undefined;
+  dataplaneMppe: MppeState | undefined;
+  /** At "held": the control connection's state and counters, and whether PPP was still up. */
+  held: { control: string; echoRequestsSent: number; echoRequestsReceived: number; unexpected: number; up: boolean } | undefined;
+  /** After the scenario: data-plane sessions in use. */
+  dataplaneUsed: number;
+}
+
+interface Run {
+  result: GuestResult;
+  markers: Marker[];
+  records: Map<string, ScenarioRecord>;
+  build: GuestClientBuild;
+}
+
+describe.skipIf(!support.ok)('PPTP interop: pptp-linux + pppd and our client in a qemu guest, one gateway', () => {
+  const lab = new NetLab();
+  let gw: PptpInteropGateway;
+  let build: GuestClientBuild | undefined;
+  let run: Run;
+  let guestAddr = '';
+
+  beforeAll(async () => {
+    const link = await createGuestLink(lab, { tag: 'pptp' });
+    guestAddr = link.guestAddr;
+    const [g, b] = await Promise.allSettled([
+      startPptpGateway(lab, link, { lcpEchoInterval: LCP_ECHO, echoInterval: CONTROL_ECHO, echoTimeout: CONTROL_ECHO }),
+      buildGuestClient('test/interop/pptp-guest-client.ts'),
+    ]);
+    if (g.status === 'fulfilled') gw = g.value;
+    if (b.status === 'fulfilled') build = b.value;
+    if (g.status === 'rejected') throw g.reason;
+    if (b.status === 'rejected') throw b.reason;
+    const clientBuild = b.value;
+    const ms = INTEROP_USERS.ms;
+    const pppdRun = (name: string, unit: number, o: Partial<PppdScenario>): PppdScenario => ({
+      kind: 'pppd',
+      name,
+      unit,
+      user: ms.name,
+      password: ms.password,
+      teardown: 'pppd',
+      pppd: [],
+      expect: 'connect',
+      gatewayStateless: true,
+      ...o,
+    });
+    const pppd: PppdScenario[] = [
+      // pppd sends an LCP Echo-Request every second while the tunnel idles: the gateway must answer them.
+      // A second `debug`: pppd prints LCP echoes after the link is up too.
+      pppdRun('pppd-stateless', 0, { stateless: true, holdSeconds: HOLD_S, pppd: ['lcp-echo-interval', '1', 'lcp-echo-failure', '2', 'debug'] }),
+      pppdRun('pppd-stateful-refused', 1, { gatewayStateless: false, expect: 'fail' }),
+      pppdRun('pppd-stateful', 2, { gatewayStateless: false, stateless: false, teardown: 'server', pppd: ['mppe-stateful'] }),
+      pppdRun('pppd-wrong-password', 3, { password: 'not the password', expect: 'fail' }),
+    ];
+    const client = (name: string, n: number, o: Partial<ClientScenario> & { stateless?: boolean; ask?: boolean; teardown?: 'client' | 'server' }): ClientScenario => {
+      const teardown = o.teardown ?? 'client';
+      const expectWhat = o.expect ?? 'connect';
+      return {
+        kind: 'client',
+        name,
+        user: ms.name,
+        password: o.password ?? ms.password,
+        expect: expectWhat,
+        gatewayStateless: o.gatewayStateless ?? true,
+        ...(o.stateless !== undefined ? { stateless: o.stateless } : {}),
+        ...(o.holdSeconds !== undefined ? { holdSeconds: o.holdSeconds } : {}),
+        teardown,
+        run: {
+          name,
+          user: ms.name,
+          password: o.password ?? ms.password,
+          tun: `vpngwp${n}`,
+          stateless: o.ask ?? false,
+          teardown,
+          expect: expectWhat,
+          ...(o.holdSeconds !== undefined ? { holdSeconds: o.holdSeconds } : {}),
+        },
+      };
+    };
+    const clients: ClientScenario[] = [
+      client('client-stateful', 0, { stateless: false }),
+      client('client-stateless', 1, { ask: true, stateless: true, teardown: 'server', holdSeconds: HOLD_S }),
+      client('client-stateful-only', 2, { ask: true, stateless: false, gatewayStateless: false }),
+      client('client-wrong-password', 3, { password: 'not the password', expect: 'fail' }),
+    ];
+
+    const g0 = await startGuest({
+      ...link,
+      defaultRoute: false,
+      timeoutMs: GUEST_BUDGET_MS,
+      memoryMb: 768,
+      modules: [...PPP_MODULES, 'tun'],
+      files: [{ path: PPP_OPTIONS_PATH, content: '' }],
+      env: {
+        SERVER: gw.address,
+        GW_INNER: gw.inner.gateway,
+        CLIENT_JS: clientBuild.entry,
+        PPTP_SERVER: gw.address,
+        PPTP_PING: gw.inner.gateway,
+        PPTP_RUNS: JSON.stringify(clients.map((c) => c.run)),
+        ...(process.env.VPNGW_TEST_LOG ? { PPTP_LOG: 'debug' } : {}),
+      },
+      script: guestScript(pppd, true),
+    });
+    try {
+      const records = new Map<string, ScenarioRecord>();
+      for (const s of [...pppd, ...clients]) records.set(s.name, await drive(g0, s));
+      const result = await g0.result;
+      run = { result, markers: markers(result.output), records, build: clientBuild };
+    } catch (e) {
+      g0.kill('the test failed');
+      await g0.result.catch(() => undefined);
+      throw e;
+    }
+  }, GUEST_BUDGET_MS + 120_000);
+
+  afterAll(async () => {
+    if (run) printTimings(run);
+    await gw?.close();
+    await lab.cleanup();
+    build?.remove();
+  });
+
+  /** Follow one scenario: set the gateway's MPPE policy for it, look at the gateway at "pinged" and "held". */
+  async function drive(g: GuestHandle, s: Scenario): Promise<ScenarioRecord> {
+    let mppe: ScenarioRecord['mppe'];
+    let dataplaneMppe: MppeState | undefined;
+    let held: ScenarioRecord['held'];
+    const live = () => gw.service.liveSessions[0];
+    const r = await driveScenario(g, gw, {
+      name: s.name,
+      teardown: s.teardown,
+      stepMs: STEP_MS,
+      prepare: () => gw.setStateless(s.gatewayStateless),
+      atPing: () => {
+        const l = live();
+        mppe = l?.mppe;
+        const idx = l?.dataplaneIndex;
+        if (idx !== undefined) dataplaneMppe = gw.service.dataplane!.sessions.mppeState(idx);
+      },
+      atHeld: () => {
+        const l = live();
+        if (l) held = { control: l.control.state, ...l.control.counters, up: l.isUp };
+      },
+    });
+    return { scenario: s, ...r, sessions: pptpSessions(r.logs), mppe, dataplaneMppe, held, dataplaneUsed: gw.service.dataplane!.sessions.used };
+  }
+
+  const rec = (name: string): ScenarioRecord => {
+    const r = run.records.get(name);
+    if (!r) throw new Error(`no record of ${name}`);
+    return r;
+  };
+  const mk = (name: string, event: string): Marker => {
+    const m = marker(run.markers, name, event);
+    if (!m) throw new Error(`no "@@ ${name} ${event}" marker in the guest output:\n${run.result.output.slice(-6000)}`);
+    return m;
+  };
+  const inInner = (a: string | null | undefined) => !!a && a.startsWith(gw.inner.subnet.network.replace(/\.0$/, '.')) && a !== gw.inner.gateway;
+
+  /** Nothing of the scenario is left on the gateway: sessions, addresses, data-plane entries. */
+  function checkNothingLeft(r: ScenarioRecord): void {
+    expect(r.gone, `${r.scenario.name}: a gateway session stayed`).toBe(true);
+    expect(r.poolUsed).toBe(0);
+    expect(r.dataplaneUsed).toBe(0);
+  }
+
+  /** What every connected scenario shares: address from the pool, pings through the tunnel, the gateway's view. */
+  function checkConnected(name: string, stateless: boolean): { session: PptpSessionLog; address: string } {
+    const r = rec(name);
+    const pinged = mk(name, 'pinged');
+    expect(pinged.args[0], `${name}: ping status\n${run.result.output.slice(-4000)}`).toBe('0');
+    // 1400-octet packets both ways, unfragmented: the tunnel MTU holds end to end.
+    expect(mk(name, 'bigpinged').args[0], `${name}: large ping status`).toBe('0');
+    const pings = between(run.result.output, `@@ ${name} pinged `, `@@ ${name} held `);
+    expect(pings).toMatch(/^3 packets transmitted, 3 received, 0% packet loss/m);
+    expect(pings).toMatch(/^2 packets transmitted, 2 received, 0% packet loss/m);
+    expect(pings.match(new RegExp(`^1380 bytes from ${gw.inner.gateway.replace(/\./g, '\\.')}: icmp_seq=`, 'gm'))).toHaveLength(2);
+    // The gateway at that moment: one PPTP session, up, this user, the address the client has, traffic counted.
+    expect(r.atPing).toHaveLength(1);
+    const live = r.atPing![0]!;
+    expect(live).toMatchObject({ protocol: 'pptp', user: INTEROP_USERS.ms.name, state: 'up' });
+    expect(live.peer).toMatch(new RegExp(`^${guestAddr.replace(/\./g, '\\.')}:\\d+$`));
+    expect(inInner(live.innerAddress), `inner address ${live.innerAddress}`).toBe(true);
+    // Three echo requests and three replies of 84 octets went through the data plane (IP bytes).
+    expect(live.bytesIn).toBeGreaterThanOrEqual(3 * 84);
+    expect(live.bytesOut).toBeGreaterThanOrEqual(3 * 84);
+    // MPPE 128 in the mode asked for, in the session and in the data plane's entry.
+    expect(r.mppe).toEqual({ bits: 128, stateless });
+    expect(r.dataplaneMppe).toMatchObject({ on: true, stateless });
+    // Its log: authenticated with MS-CHAPv2, up with that address, MTU and MPPE.
+    const up = r.sessions.filter((x) => x.upAddress !== undefined);
+    expect(up).toHaveLength(1);
+    const session = up[0]!;
+    expect(session).toMatchObject({ user: INTEROP_USERS.ms.name, method: 'mschapv2', upAddress: live.innerAddress, mppe: `128-bit ${stateless ? 'stateless' : 'stateful'}` });
+    expect(session.control.slice(0, 4)).toEqual(['in SCCRQ', 'out SCCRP', 'in OCRQ', 'out OCRP']);
+    checkNothingLeft(r);
+    return { session, address: live.innerAddress! };
+  }
+
+  function checkPppd(name: string, stateless: boolean) {
+    const { session, address } = checkConnected(name, stateless);
+    const connected = mk(name, 'connected');
+    expect(connected.args[1]).toBe(address);
+    // pppd's interface MTU is our MRU (1404) less MPPE's 4 octets: the gateway's TUN MTU.
+    expect(connected.args[2]).toBe('1400');
+    const log = section(run.result.output, name, 'pppd');
+    const pppd = pppdNegotiation(log);
+    expect(pppd.local).toBe(address);
+    expect(pppd.remote).toBe(gw.inner.gateway);
+    expect(pppd.dns).toBe(gw.inner.subnet.host(53));
+    // LCP: the gateway's MRU and MS-CHAPv2; pppd's own request (asyncmap, magic, PFC, ACFC) acknowledged.
+    expect(pppd.packets).toContainEqual(expect.stringMatching(/^rcvd \[LCP ConfReq id=0x[0-9a-f]+ <mru 1404> <auth chap MS-v2> <magic 0x[0-9a-f]+>\]$/));
+    expect(pppd.packets).toContainEqual(expect.stringMatching(/^sent \[LCP ConfAck id=0x[0-9a-f]+ <mru 1404> <auth chap MS-v2> <magic 0x[0-9a-f]+>\]$/));
+    expect(pppd.packets).toContainEqual(expect.stringMatching(/^rcvd \[LCP ConfAck id=0x1 <asyncmap 0x0> <magic 0x[0-9a-f]+> <pcomp> <accomp>\]$/));
+    // MS-CHAPv2 (RFC 2759): the challenge names the gateway; the Success carries the authenticator response.
+    expect(pppd.packets).toContainEqual(expect.stringMatching(/^rcvd \[CHAP Challenge id=0x[0-9a-f]+ <[0-9a-f]{32}>, name = "vpngw"\]$/));
+    expect(pppd.packets).toContainEqual(expect.stringMatching(/^rcvd \[CHAP Success id=0x[0-9a-f]+ "S=[0-9A-F]{40} M=Access granted"\]$/));
+    expect(pppd.auth).toBe('CHAP authentication succeeded');
+    // CCP: only MPPE, 128 bits, in one mode both ways.
+    expect(log).toMatch(new RegExp(`^MPPE 128-bit ${stateless ? 'stateless' : 'stateful'} compression enabled$`, 'm'));
+    // IPCP after CCP (MPPE required): no early request for pppd to Terminate-Ack; VJ and the second DNS rejected.
+    expect(pppd.packets.filter((l) => /^sent \[IPCP TermAck/.test(l))).toEqual([]);
+    const ccpUp = log.indexOf('compression enabled');
+    expect(log.indexOf('rcvd [IPCP ConfReq')).toBeGreaterThan(ccpUp);
+    expect(pppd.packets).toContainEqual(expect.stringMatching(/^rcvd \[IPCP ConfRej id=0x[0-9a-f]+ <compress VJ 0f 01> <ms-dns2 0\.0\.0\.0>\]$/));
+    expect(pppd.packets).toContainEqual(expect.stringMatching(/^rcvd \[IPCP ConfNak id=0x[0-9a-f]+ <addr [\d.]+> <ms-dns1 [\d.]+>\]$/));
+    expect(pppd.packets).toContainEqual(expect.stringMatching(/^rcvd \[IPCP ConfAck id=0x[0-9a-f]+ <addr [\d.]+> <ms-dns1 [\d.]+>\]$/));
+    expect(pppd.ipv6cp).toBe("Protocol-Reject for 'IPv6 Control Protocol' (0x8057) received");
+    // pptp's call manager and the ppp interface went away with pppd.
+    const exited = mk(name, 'exited');
+    expect(exited.args[1], `${name}: pppd had to be killed`).toBe('0');
+    expect(exited.args.slice(3)).toEqual(['0', '0']);
+    return { session, pppd, log, exited };
+  }
+
+  it('pppd (plain: it refuses stateful MPPE) gets 128-bit stateless, pings, answers keepalives through an idle hold, hangs up', () => {
+    const { session, pppd, log, exited } = checkPppd('pppd-stateless', true);
+    // The gateway asks for stateless itself, so pppd acknowledges it; pppd's own H|S is acknowledged.
+    expect(pppd.packets).toContainEqual(expect.stringMatching(/^sent \[CCP ConfReq id=0x1 <mppe \+H -M \+S -L -D -C>\]$/));
+    expect(pppd.packets).toContainEqual(expect.stringMatching(/^rcvd \[CCP ConfReq id=0x[0-9a-f]+ <mppe \+H -M \+S -L -D -C>\]$/));
+    expect(pppd.packets).toContainEqual(expect.stringMatching(/^sent \[CCP ConfAck id=0x[0-9a-f]+ <mppe \+H -M \+S -L -D -C>\]$/));
+    expect(pppd.packets).toContainEqual('rcvd [CCP ConfAck id=0x1 <mppe +H -M +S -L -D -C>]');
+    // Keepalives through the idle hold (pppd at debug level 2 prints them all): pppd's Echo-Request every second,
+    // each answered (it would end the link after 2 misses); the gateway's every second, each answered by pppd;
+    // the gateway's PPTP Echo-Requests every 2 s, answered by pptp (else the control connection would have closed).
+    const count = (re: RegExp) => pppd.packets.filter((l) => re.test(l)).length;
+    const sentReq = count(/^sent \[LCP EchoReq /);
+    expect(sentReq).toBeGreaterThanOrEqual(HOLD_S);
+    expect(count(/^rcvd \[LCP EchoRep /)).toBeGreaterThanOrEqual(sentReq - 1);
+    const gwReq = count(/^rcvd \[LCP EchoReq /);
+    expect(gwReq).toBeGreaterThanOrEqual(HOLD_S - 1);
+    expect(count(/^sent \[LCP EchoRep /)).toBe(gwReq);
+    expect(log).not.toMatch(/No response to \d+ echo-requests|Serial link appears to be disconnected/);
+    const held = rec('pppd-stateless').held!;
+    expect(held).toMatchObject({ control: 'established', up: true, unexpected: 0 });
+    expect(held.echoRequestsSent).toBeGreaterThanOrEqual(1);
+    // SIGTERM: pppd sends LCP Terminate-Request, its pptp clears the call (CCRQ) and stops the control connection.
+    expect(log).toMatch(/^Terminating on signal 15/m);
+    expect(pppd.packets).toContainEqual(expect.stringMatching(/^sent \[LCP TermReq/));
+    expect(session.pppDown?.reason).toBe('peer-terminated');
+    expect(session.callCleared).toBe('peer-clear');
+    expect(session.control).toContain('in CCRQ');
+    expect(session.control).toContain('out CDN');
+    expect(exited.args[0]).toBe('5'); // pppd: EXIT_USER_REQUEST
+  });
+
+  it('a gateway without stateless MPPE asks stateful: plain pppd refuses it and hangs up; no session is left', () => {
+    const r = rec('pppd-stateful-refused');
+    expect(mk('pppd-stateful-refused', 'not-connected')).toBeDefined();
+    const log = section(run.result.output, 'pppd-stateful-refused', 'pppd');
+    const pppd = pppdNegotiation(log);
+    expect(pppd.packets).toContainEqual(expect.stringMatching(/^rcvd \[CCP ConfReq id=0x[0-9a-f]+ <mppe -H -M \+S -L -D -C>\]$/));
+    expect(log).toMatch(/^Refusing MPPE stateful mode offered by peer$/m);
+    expect(log).toMatch(/^MPPE required but peer negotiation failed$/m);
+    const s = r.sessions;
+    expect(s).toHaveLength(1);
+    expect(s[0]!.upAddress).toBeUndefined();
+    expect(s[0]!.user).toBe(INTEROP_USERS.ms.name); // authenticated; CCP is what failed
+    expect(s[0]!.pppDown?.reason).toBe('peer-terminated');
+    expect(mk('pppd-stateful-refused', 'exited').args.slice(3)).toEqual(['0', '0']);
+    checkNothingLeft(r);
+  });
+
+  it('pppd with mppe-stateful against a gateway without stateless: its H Nak\'d away, 128-bit stateful; the gateway hangs up and pppd leaves', () => {
+    const { session, pppd, exited } = checkPppd('pppd-stateful', false);
+    expect(pppd.packets).toContainEqual('sent [CCP ConfReq id=0x1 <mppe +H -M +S -L -D -C>]');
+    expect(pppd.packets).toContainEqual(expect.stringMatching(/^rcvd \[CCP ConfReq id=0x[0-9a-f]+ <mppe -H -M \+S -L -D -C>\]$/));
+    expect(pppd.packets).toContainEqual('rcvd [CCP ConfNak id=0x1 <mppe -H -M +S -L -D -C>]');
+    expect(pppd.packets).toContainEqual('sent [CCP ConfReq id=0x2 <mppe -H -M +S -L -D -C>]');
+    expect(pppd.packets).toContainEqual('rcvd [CCP ConfAck id=0x2 <mppe -H -M +S -L -D -C>]');
+    // The gateway's LCP Terminate-Request reached pppd, which acknowledged it; then the call was cleared.
+    expect(pppd.packets).toContainEqual(expect.stringMatching(/^rcvd \[LCP TermReq id=0x[0-9a-f]+ "admin"\]$/));
+    expect(pppd.packets).toContainEqual(expect.stringMatching(/^sent \[LCP TermAck/));
+    expect(session.pppDown?.reason).toBe('admin');
+    expect(session.control).toContain('out CDN');
+    expect(['16', '5']).toContain(exited.args[0]);
+  });
+
+  it('pppd with a wrong password: the MS-CHAPv2 Failure (E=691) is understood by pppd, which hangs up; nothing is left', () => {
+    const r = rec('pppd-wrong-password');
+    expect(mk('pppd-wrong-password', 'not-connected')).toBeDefined();
+    const log = section(run.result.output, 'pppd-wrong-password', 'pppd');
+    const pppd = pppdNegotiation(log);
+    // RFC 2759 6: "E=eeeeeeeeee R=r C=cccccccccccccccccccccccccccccccc V=vvvvvvvvvv M=<msg>"; we allow a retry (R=1).
+    expect(pppd.packets).toContainEqual(expect.stringMatching(/^rcvd \[CHAP Failure id=0x[0-9a-f]+ "E=691 R=1 C=[0-9A-F]{32} V=3 M=Authentication failed"\]$/));
+    expect(log).toMatch(/^MS-CHAP authentication failed: Authentication failed$/m);
+    expect(pppd.auth).toBe('CHAP authentication failed');
+    const s = r.sessions;
+    expect(s).toHaveLength(1);
+    expect(s[0]!.upAddress).toBeUndefined();
+    expect(s[0]!.records.some((x) => x.msg === 'mschapv2-server: attempt refused, retry allowed' && x.user === INTEROP_USERS.ms.name)).toBe(true);
+    expect(s[0]!.pppDown?.reason).toBe('peer-terminated');
+    expect(mk('pppd-wrong-password', 'exited').args[0]).toBe('19'); // pppd: EXIT_AUTH_TOPEER_FAILED
+    checkNothingLeft(r);
+  });
+
+  function checkClient(name: string, stateless: boolean) {
+    const { session, address } = checkConnected(name, stateless);
+    const c = JSON.parse(mk(name, 'connected').args[1]!) as { ipv4: string; gateway: string; dns: string[]; mtu: number; mppe: unknown };
+    expect(c).toMatchObject({ ipv4: address, gateway: gw.inner.gateway, dns: [gw.inner.subnet.host(53)], mtu: 1400, mppe: { bits: 128, stateless } });
+    return { session, closed: JSON.parse(mk(name, 'closed').args[1]!) as { initiator: string; control: string | null; call: string | null; ppp: string | null; go: boolean } };
+  }
+
+  it('our client (stateful by default) against the stateless-asking gateway: the gateway follows it; the client hangs up properly', () => {
+    const { session, closed } = checkClient('client-stateful', false);
+    expect(closed).toMatchObject({ initiator: 'local', go: true });
+    // The gateway saw LCP Terminate from the client, then the call cleared by the client (CCRQ).
+    expect(session.pppDown?.reason).toBe('peer-terminated');
+    expect(session.callCleared).toBe('peer-clear');
+  });
+
+  it('our client asking stateless gets it; answers keepalives through an idle hold; the gateway hangs up and the client sees it', () => {
+    const { session, closed } = checkClient('client-stateless', true);
+    const held = rec('client-stateless').held!;
+    expect(held).toMatchObject({ control: 'established', up: true, unexpected: 0 });
+    expect(held.echoRequestsSent).toBeGreaterThanOrEqual(1);
+    expect(closed).toMatchObject({ initiator: 'peer', ppp: 'peer-terminated', go: true });
+    expect(session.pppDown?.reason).toBe('admin');
+  });
+
+  it('our client asking stateless from a gateway without it: takes the gateway\'s Nak and runs stateful', () => {
+    const { closed } = checkClient('client-stateful-only', false);
+    expect(closed).toMatchObject({ initiator: 'local', go: true });
+  });
+
+  it('our client with a wrong password: ERR_AUTH_REJECTED; nothing is left', () => {
+    const r = rec('client-wrong-password');
+    const failed = JSON.parse(mk('client-wrong-password', 'failed').args[1]!) as { code: string; message: string };
+    expect(failed.code).toBe('ERR_AUTH_REJECTED');
+    expect(r.sessions.filter((s) => s.upAddress !== undefined)).toEqual([]);
+    expect(r.sessions).toHaveLength(1);
+    expect(r.sessions[0]!.records.some((x) => x.msg === 'mschapv2-server: attempt refused, retry allowed' && x.user === INTEROP_USERS.ms.name)).toBe(true);
+    // The client gives up at the first Failure: LCP Terminate-Request, then it clears the call.
+    expect(r.sessions[0]!.pppDown?.reason).toBe('peer-terminated');
+    checkNothingLeft(r);
+  });
+
+  it('the guest ran every scenario to the end; the gateway holds no session, address or data-plane entry', () => {
+    expect(run.result.exitCode).toBe(0);
+    expect(mk('client', 'exited').args[0], section(run.result.output, 'client', 'stderr').slice(-4000)).toBe('0');
+    expect(marker(run.markers, 'all', 'done')).toBeDefined();
+    expect(gw.gateway.sessions.size).toBe(0);
+    expect(gw.service.liveSessions).toEqual([]);
+    expect((gw.gateway.ctx.pool('default') as unknown as { used: number }).used).toBe(0);
+    expect(gw.service.dataplane!.sessions.used).toBe(0);
+  });
+
+  it('the gateway counted each authentication: six MS-CHAPv2 successes, two bad passwords', async () => {
+    const text = await gw.metrics.text();
+    // pppd: stateless, stateful-refused (authenticated, then CCP failed), stateful; our client: three.
+    expect(text).toMatch(/^vpngw_auth_results_total\{method="mschapv2",outcome="success"\} 6$/m);
+    expect(text).toMatch(/^vpngw_auth_results_total\{method="mschapv2",outcome="bad-credentials"\} 2$/m);
+  });
+});
+
+/** What pppd negotiated, for the report: LCP, authentication, CCP/MPPE and IPCP packet lines. */
+function negotiationSummary(p: PppdNegotiation): string[] {
+  return p.packets.filter((l) => !/Echo/.test(l)).map((l) => l.replace(/<[0-9a-f]{32,}>/g, '<hex>'));
+}
+
+function printTimings(run: Run): void {
+  const r = run.result;
+  const rows: string[][] = [['scenario', 'outcome', 'connect', 'ping', 'hang-up', 'gw set-up', 'host: start->pinged', 'hang-up->gone']];
+  for (const [name, rec] of run.records) {
+    const m = (ev: string) => marker(run.markers, name, ev);
+    const refused = m('failed')?.args[0] ?? m('not-connected')?.args[0];
+    const end = rec.scenario.kind === 'pppd' ? m('exited')?.args[2] : m('closed')?.args[0];
+    const setup = rec.sessions.find((s) => s.setupSeconds !== undefined)?.setupSeconds;
+    rows.push([
+      name,
+      refused !== undefined ? 'refused' : m('pinged')?.args[0] === '0' ? `pinged, ${rec.mppe ? `MPPE ${rec.mppe.bits} ${rec.mppe.stateless ? 'stateless' : 'stateful'}` : 'no MPPE'}` : 'no ping',
+      refused !== undefined ? ms(refused) : ms(m('connected')?.args[0]),
+      ms(m('pinged')?.args[1]),
+      ms(end),
+      ms(setup === undefined ? undefined : setup * 1000),
+      ms(rec.hostConnectMs),
+      ms(rec.hostTeardownMs),
+    ]);
+  }
+  const client = marker(run.markers, 'client', 'exited')?.args[2];
+  const pppd = ['pppd-stateless', 'pppd-stateful'].flatMap((n) => [`    pppd in ${n}:`, ...negotiationSummary(pppdNegotiation(section(r.output, n, 'pppd'))).map((l) => `      ${l}`)]);
+  process.stderr.write(
+    [
+      '',
+      '  PPTP interop timings (TCG guest on 2 shared cores; guest clock unless marked host; no speed is asserted):',
+      `    guest boot-to-command ${r.bootMs.toFixed(0)} ms (${r.pvh ? 'PVH vmlinux' : 'bzImage'}), whole guest run ${(r.totalMs / 1000).toFixed(1)} s`,
+      `    our client compiled for the guest in ${run.build.ms.toFixed(0)} ms; its node process ran ${client ?? '?'} ms for all its runs`,
+      ...formatTable(rows).map((l) => `    ${l}`),
+      ...(process.env.VPNGW_INTEROP_NEGOTIATION ? pppd : []),
+      '',
+    ].join('\n'),
+  );
+}
