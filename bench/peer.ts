@@ -25,7 +25,7 @@ import { connectPptp, type PptpClient } from '../src/client/pptp.js';
 import { CallIdAllocator } from '../src/pptp/callid.js';
 import { IPPROTO_GRE } from '../src/pptp/gre.js';
 import { GRE_SOCKET_BUFFER } from '../src/pptp/datapath.js';
-import { IoRing, Pacer, TunRxWriter, discard, runWindowed } from './traffic.js';
+import { IoRing, Pacer, TunRxWriter, discard, runWindowed, writeAsFastAsTaken } from './traffic.js';
 
 type Client = SstpClient | PptpClient;
 
@@ -253,15 +253,7 @@ async function tlsRef(a: TlsRefArgs) {
     for (const s of sockets) s.on('data', (d: Buffer) => (bytes += d.length));
   } else {
     const chunk = Buffer.alloc(a.len, 0x5a);
-    for (const s of sockets) {
-      // Writes that complete at once keep write() returning true: bound each turn, or the loop never yields.
-      const pump = () => {
-        for (let i = 0; i < 256; i++) if (stop || s.destroyed || !s.write(chunk)) return;
-        setImmediate(pump);
-      };
-      s.on('drain', pump);
-      pump();
-    }
+    for (const s of sockets) writeAsFastAsTaken(s, chunk, () => stop);
   }
   await new Promise((r) => setTimeout(r, a.warmMs));
   const b0 = bytes;

@@ -38,6 +38,7 @@ import { connectSstp, type SstpClient } from '../src/client/sstp.js';
 import type { CertAlgorithm } from '../src/sstp/cert.js';
 import { uniqueIfName } from '../test/lib/netns.js';
 import { fmt, type BenchContext, type BenchRow, type BenchSuite } from './lib.js';
+import { writeAsFastAsTaken } from './traffic.js';
 import { GATEWAY, Peer, SINK_PORT, USERS, loadAverage, measureTraffic, part, percentile, recoverLab, runPart, sample, sleep, startGatewayLab, waitUntil, type GatewayLab, type Marks } from './lab.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -93,14 +94,7 @@ async function startTlsReference(L: GatewayLab) {
         s.on('data', (x: Buffer) => (received += x.length));
         return;
       }
-      const chunk = Buffer.alloc((hi << 8) | lo, 0xa5);
-      // Writes that complete at once keep write() returning true: bound each turn, or the loop never yields.
-      const pump = () => {
-        for (let i = 0; i < 256; i++) if (s.destroyed || !s.write(chunk)) return;
-        setImmediate(pump);
-      };
-      s.on('drain', pump);
-      pump();
+      writeAsFastAsTaken(s, Buffer.alloc((hi << 8) | lo, 0xa5), () => false);
     };
     s.on('data', onData);
   });

@@ -11,6 +11,7 @@
  *   TUN reader would put them (uplink without a TUN device); only the source
  *   address and header checksum are written per packet, for the session the
  *   batch belongs to.
+ * - {@link writeAsFastAsTaken}: the raw TLS reference's sender.
  * - {@link runWindowed}: a sender bounded by a window of packets in flight
  *   (sent and not yet seen by the sink), like a transport protocol: it finds
  *   the path's capacity without flooding the queues in front of the
@@ -18,6 +19,7 @@
  *   threads on a 2-core box). A window that stops moving for STALL_MS counts
  *   its packets as lost. Bounded in time.
  */
+import type { Socket } from 'node:net';
 import * as abi from '../assembly/abi.js';
 import { native, type IoHandle } from '../src/dataplane/native.js';
 import { Ring } from '../src/dataplane/ring.js';
@@ -337,4 +339,28 @@ export class Pacer {
     this.timer = undefined;
     return { sent: this.sent, seconds: (performance.now() - this.t0) / 1000 };
   }
+}
+
+/**
+ * Keep writing `chunk` while the socket takes it, yielding between turns.
+ * Writes that complete at once keep write() returning true, and 'drain' may
+ * be emitted inside write(): writing from the 'drain' handler itself nested
+ * and never let the event loop turn (timers came seconds late). Here 'drain'
+ * only schedules the next turn.
+ */
+export function writeAsFastAsTaken(s: Socket, chunk: Uint8Array, stopped: () => boolean): void {
+  let scheduled = false;
+  const schedule = () => {
+    if (scheduled || stopped() || s.destroyed) return;
+    scheduled = true;
+    setImmediate(turn);
+  };
+  const turn = () => {
+    scheduled = false;
+    let n = 0;
+    while (n < 256 && !stopped() && !s.destroyed && s.write(chunk)) n++;
+    if (n === 256) schedule();
+  };
+  s.on('drain', schedule);
+  schedule();
 }
