@@ -171,7 +171,8 @@ export class Ccp extends TableProtocol<Ccp> {
     if (!this.followsPeer || this.want === undefined) return;
     const next = (this.want & ~MPPE_H) | (chosen & MPPE_H);
     if (next === this.want) return;
-    this.host.log.debug({ machine: 'CCP', from: describeMppeBits(this.want), to: describeMppeBits(next) }, 'CCP: our request follows the mode the peer asks for');
+    // Not a state transition: `was`/`now`, not `from`/`to` (those fields mark transition lines).
+    this.host.log.debug({ machine: 'CCP', was: describeMppeBits(this.want), now: describeMppeBits(next) }, 'CCP: our request follows the mode the peer asks for');
     this.want = next;
   }
 
