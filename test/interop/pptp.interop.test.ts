@@ -132,29 +132,20 @@ describe.skipIf(!support.ok)('PPTP interop: pptp-linux + pppd and our client in 
       pppdRun('pppd-stateful', 2, { gatewayStateless: false, stateless: false, teardown: 'server', pppd: ['mppe-stateful'] }),
       pppdRun('pppd-wrong-password', 3, { password: 'not the password', expect: 'fail' }),
     ];
-    const client = (name: string, n: number, o: Partial<ClientScenario> & { stateless?: boolean; ask?: boolean; teardown?: 'client' | 'server' }): ClientScenario => {
-      const teardown = o.teardown ?? 'client';
-      const expectWhat = o.expect ?? 'connect';
+    /** `ask`: the client asks for stateless MPPE (connectPptp's mppe.stateless); `stateless`: the mode expected. */
+    type ClientOpts = Pick<ClientScenario, 'stateless' | 'holdSeconds'> & Partial<Pick<ClientScenario, 'password' | 'expect' | 'gatewayStateless' | 'teardown'>> & { ask?: boolean };
+    const client = (name: string, n: number, o: ClientOpts): ClientScenario => {
+      const { ask = false, teardown = 'client', expect: outcome = 'connect', password = ms.password, gatewayStateless = true, ...rest } = o;
       return {
         kind: 'client',
         name,
         user: ms.name,
-        password: o.password ?? ms.password,
-        expect: expectWhat,
-        gatewayStateless: o.gatewayStateless ?? true,
-        ...(o.stateless !== undefined ? { stateless: o.stateless } : {}),
-        ...(o.holdSeconds !== undefined ? { holdSeconds: o.holdSeconds } : {}),
+        password,
+        expect: outcome,
+        gatewayStateless,
         teardown,
-        run: {
-          name,
-          user: ms.name,
-          password: o.password ?? ms.password,
-          tun: `vpngwp${n}`,
-          stateless: o.ask ?? false,
-          teardown,
-          expect: expectWhat,
-          ...(o.holdSeconds !== undefined ? { holdSeconds: o.holdSeconds } : {}),
-        },
+        ...rest,
+        run: { name, user: ms.name, password, tun: `vpngwp${n}`, stateless: ask, teardown, expect: outcome, ...(rest.holdSeconds !== undefined ? { holdSeconds: rest.holdSeconds } : {}) },
       };
     };
     const clients: ClientScenario[] = [
