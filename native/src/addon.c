@@ -128,6 +128,10 @@ NAPI_MODULE_INIT() {
   EXPORT("tcpListener", netdev_tcp_listener);
   EXPORT("tcpSocket", netdev_tcp_socket);
   EXPORT("close", netdev_close);
+  EXPORT("tunSteering", steer_tun);
+  EXPORT("steerSet", steer_set);
+  EXPORT("steerDelete", steer_delete);
+  EXPORT("greCallIdFilter", steer_gre_filter);
   EXPORT("ioStart", io_start);
   EXPORT("ioKick", io_kick);
   EXPORT("ioStop", io_stop);

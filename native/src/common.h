@@ -29,6 +29,11 @@ napi_value netdev_tcp_socket(napi_env env, napi_callback_info info);
 napi_value netdev_close(napi_env env, napi_callback_info info);
 napi_value netdev_ifindex(napi_env env, napi_callback_info info);
 
+napi_value steer_tun(napi_env env, napi_callback_info info);
+napi_value steer_set(napi_env env, napi_callback_info info);
+napi_value steer_delete(napi_env env, napi_callback_info info);
+napi_value steer_gre_filter(napi_env env, napi_callback_info info);
+
 napi_value io_start(napi_env env, napi_callback_info info);
 napi_value io_kick(napi_env env, napi_callback_info info);
 napi_value io_stop(napi_env env, napi_callback_info info);

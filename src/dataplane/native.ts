@@ -61,6 +61,10 @@ interface RawAddon {
   tcpListener(opts: SocketOptions): number;
   tcpSocket(opts: SocketOptions): number;
   close(fd: number): void;
+  tunSteering(tunFd: number, maxEntries: number): number;
+  steerSet(mapFd: number, ipv4: number, queue: number): void;
+  steerDelete(mapFd: number, ipv4: number): void;
+  greCallIdFilter(fd: number, modulus: number, remainder: number): void;
   ioStart(memory: Uint8Array, opts: IoOptions, onWake: () => void): IoHandle;
   ioKick(h: IoHandle): void;
   ioStop(h: IoHandle): void;
@@ -114,6 +118,17 @@ export const native = {
   /** An unconnected TCP socket (e.g. in another namespace): new net.Socket({ fd }).connect(...). */
   tcpSocket: (opts: SocketOptions = {}) => wrap(() => load().tcpSocket(opts)),
   close: (fd: number) => wrap(() => load().close(fd)),
+  /**
+   * Attach an eBPF steering program to a multi-queue TUN device: IPv4 packets
+   * go to the queue their destination is mapped to (steerSet); returns the
+   * map's fd. Unmapped destinations are spread by the kernel.
+   */
+  tunSteering: (tunFd: number, maxEntries: number) => wrap(() => load().tunSteering(tunFd, maxEntries)),
+  /** Map an inner IPv4 address (host-order number) to a TUN queue. */
+  steerSet: (mapFd: number, ipv4: number, queue: number) => wrap(() => load().steerSet(mapFd, ipv4, queue)),
+  steerDelete: (mapFd: number, ipv4: number) => wrap(() => load().steerDelete(mapFd, ipv4)),
+  /** Let a raw GRE socket receive only PPTP GRE whose call id % modulus == remainder. */
+  greCallIdFilter: (fd: number, modulus: number, remainder: number) => wrap(() => load().greCallIdFilter(fd, modulus, remainder)),
   ioStart: (memory: Uint8Array, opts: IoOptions, onWake: () => void) => wrap(() => load().ioStart(memory, opts, onWake)),
   ioKick: (h: IoHandle) => load().ioKick(h),
   ioStop: (h: IoHandle) => wrap(() => load().ioStop(h)),
