@@ -18,9 +18,12 @@
  * redaction marker.
  *
  * The same lines must let an operator follow a session: every line of it has
- * the session id, the protocol and the peer; the user is on the
- * authentication, session-up and close lines; every state machine transition
- * reads `machine: from -> to (reason)` with those fields.
+ * the session id, the protocol and the peer (`ip:port`, the same on the
+ * PPTP control connection's lines); every line from the authentication on
+ * (PPP, LCP, IPCP, CCP, the SSTP call, the PPTP control connection and call,
+ * session up, the close) has the user; every state machine transition reads
+ * `machine: from -> to (reason)` with those fields. A refused login's lines
+ * (the verifier's too) name the session and the protocol.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { randomBytes } from 'node:crypto';
@@ -133,14 +136,26 @@ describe.skipIf(!f.ok)('logs of real sessions at debug level carry no secret and
       const own = lines.filter((l) => l.session === id);
       expect(own.length).toBeGreaterThan(10);
       const peerHost = L.link.host(2);
+      const peers = new Set<string>();
       for (const l of own) {
         expect(l.protocol, String(l.msg)).toBe(c.protocol);
-        expect(String(l.peer), String(l.msg)).toMatch(new RegExp(`^${peerHost.replace(/\./g, '\\.')}(:\\d+)?$`));
+        expect(String(l.peer), String(l.msg)).toMatch(new RegExp(`^${peerHost.replace(/\./g, '\\.')}:\\d+$`));
+        peers.add(String(l.peer));
       }
-      // The user: on authentication, session up and the close.
-      const userLines = own.filter((l) => l.user === c.user).map((l) => String(l.msg));
-      expect(userLines).toEqual(expect.arrayContaining([`${c.protocol}: PPP authenticated`, `${c.protocol}: session up`]));
+      expect([...peers], 'one peer, named alike on every line').toHaveLength(1);
+      if (c.protocol === 'pptp') expect(own.some((l) => l.pptp === 'pptp-pac'), 'control connection lines').toBe(true);
+      // The user: on every line from the authentication on, whichever layer wrote it.
+      const authAt = own.findIndex((l) => l.msg === `${c.protocol}: PPP authenticated`);
+      expect(authAt, 'the authentication line').toBeGreaterThanOrEqual(0);
+      const afterAuth = own.slice(authAt);
+      expect(afterAuth.length).toBeGreaterThan(10);
+      expect(afterAuth.filter((l) => l.user !== c.user).map((l) => String(l.msg)), 'post-authentication lines without the user').toEqual([]);
+      const userLines = afterAuth.map((l) => String(l.msg));
+      expect(userLines).toEqual(expect.arrayContaining([`${c.protocol}: PPP authenticated`, `${c.protocol}: session up`, 'PPP: Authenticate -> Network (authenticated)']));
+      expect(userLines.some((m) => /^(IPCP|LCP): /.test(m)), userLines.join('\n')).toBe(true);
       expect(userLines.some((m) => (c.protocol === 'sstp' ? /^sstp: call closed$/ : /^pptp: (call cleared|control connection closed)$/).test(m)), userLines.join('\n')).toBe(true);
+      if (c.protocol === 'pptp') expect(afterAuth.some((l) => l.pptp === 'pptp-pac' || l.callId !== undefined), 'control connection or call lines after the authentication').toBe(true);
+      else expect(afterAuth.some((l) => typeof l.machine === 'string' && String(l.machine).startsWith('sstp-server')), 'SSTP call lines after the authentication').toBe(true);
       // Transitions: one line each, `machine: from -> to (reason)` with the fields, through the phases of the method.
       const transitions = own.filter((l) => l.machine !== undefined && l.from !== undefined);
       for (const l of transitions) {
@@ -171,14 +186,23 @@ describe.skipIf(!f.ok)('logs of real sessions at debug level carry no secret and
       );
       expect(isVpnError(e) && e.code, String(e)).toBe('ERR_AUTH_REJECTED');
     }
-    // Each refusal is logged with the session, protocol, peer, user and reason.
+    // Each refusal is logged with the session, protocol, peer, user and reason: by the session and by the verifier.
     const refusals = L.logs.slice(from).filter((l) => l.reason === 'bad-credentials' && l.session !== undefined);
-    expect(refusals.map((l) => [l.protocol, l.user, typeof l.peer])).toEqual(
-      expect.arrayContaining([
-        ['sstp', 'alice', 'string'],
-        ['pptp', 'alice', 'string'],
-      ]),
-    );
+    const verifier = refusals.filter((l) => l.msg === 'authentication refused');
+    const own = refusals.filter((l) => l.msg !== 'authentication refused');
+    for (const lines of [own, verifier]) {
+      expect(lines.map((l) => [l.protocol, l.user, typeof l.peer])).toEqual(
+        expect.arrayContaining([
+          ['sstp', 'alice', 'string'],
+          ['pptp', 'alice', 'string'],
+        ]),
+      );
+    }
+    // The verifier's line names the session whose own lines tell the refusal.
+    for (const p of ['sstp', 'pptp']) {
+      const session = own.find((l) => l.protocol === p)!.session;
+      expect(verifier.filter((l) => l.protocol === p).map((l) => [l.session, l.peer])).toEqual([[session, own.find((l) => l.protocol === p)!.peer]]);
+    }
   }, 60_000);
 
   it('admin requests with a wrong and the right bearer token', async () => {

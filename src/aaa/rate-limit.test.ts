@@ -1,5 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { VirtualClock } from '../util/clock.js';
+import { createLogger } from '../util/log.js';
 import { FailureLimiter } from './rate-limit.js';
 import { sourceOf, throttleVerifier } from './throttle.js';
 import type { Verifier, VerifyContext } from '../ppp/auth/types.js';
@@ -138,6 +139,24 @@ describe('throttleVerifier', () => {
     const v = throttleVerifier(stub(false), { limiter, clock, failureDelayMs: 0 });
     for (let i = 0; i < 5; i++) await settle(clock, v.msChapV2(ctx, 'alice', new Uint8Array(16), new Uint8Array(16), new Uint8Array(24)), 0);
     expect(limiter.tracked).toBe(0);
+  });
+
+  it('its refusal lines name the tunnel and the peer, and the session when the context has one; never the password', async () => {
+    const clock = new VirtualClock();
+    const lines: Record<string, unknown>[] = [];
+    const log = createLogger({ level: 'debug', destination: { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) } });
+    const limiter = new FailureLimiter({ clock, failuresPerMinute: 1, burst: 1 });
+    const v = throttleVerifier(stub(false), { limiter, clock, failureDelayMs: 0, log });
+    const session = { tunnel: 'pptp' as const, peer: '198.18.7.9:1723', sessionId: '6f1c2d7e-0000-4000-8000-000000000001' };
+    await settle(clock, v.pap(session, 'alice', new TextEncoder().encode('hunter2')), 0);
+    await settle(clock, v.pap(session, 'alice', new TextEncoder().encode('hunter2')), 0);
+    await settle(clock, v.pap({ tunnel: 'sstp', peer: '198.18.7.10:443' }, 'bob', new Uint8Array(1)), 0);
+    expect(lines.map((l) => [l.msg, l.session, l.protocol, l.peer, l.source, l.user, l.reason ?? null])).toEqual([
+      ['authentication refused', session.sessionId, 'pptp', '198.18.7.9:1723', '198.18.7.9', 'alice', 'bad-credentials'],
+      ['authentication refused: too many failures from this source', session.sessionId, 'pptp', '198.18.7.9:1723', '198.18.7.9', 'alice', null],
+      ['authentication refused', undefined, 'sstp', '198.18.7.10:443', '198.18.7.10', 'bob', 'bad-credentials'],
+    ]);
+    expect(JSON.stringify(lines)).not.toContain('hunter2');
   });
 
   it('sourceOf strips a port from IPv4 and bracketed IPv6 peers', () => {

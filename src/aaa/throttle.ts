@@ -7,7 +7,8 @@
  *     clock), so guessing costs wall time and refusals of all kinds take the
  *     same time;
  *   - refusals other than backend trouble count against the source.
- * Logs carry the source, the user name and the outcome, never credentials.
+ * Logs carry the source, the user name, the outcome, the tunnel, the peer
+ * and the session (when the context names one), never credentials.
  */
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
@@ -38,6 +39,11 @@ export function sourceOf(ctx: VerifyContext): string {
   return v6 ? v6[1]! : p;
 }
 
+/** The session (when the context names one), the tunnel and the peer, under the field names of the session's own lines. */
+function sessionOf(ctx: VerifyContext): { session?: string; protocol: string; peer: string } {
+  return { ...(ctx.sessionId !== undefined ? { session: ctx.sessionId } : {}), protocol: ctx.tunnel, peer: ctx.peer };
+}
+
 export function throttleVerifier(inner: Verifier, opts: ThrottleOptions): Verifier {
   const delayMs = opts.failureDelayMs ?? DEFAULT_FAILURE_DELAY_MS;
 
@@ -50,13 +56,13 @@ export function throttleVerifier(inner: Verifier, opts: ThrottleOptions): Verifi
     const source = sourceOf(ctx);
     const verdict = opts.limiter.check(source);
     if (!verdict.allowed) {
-      opts.log?.warn({ source, user: username, method, retryAfterMs: verdict.retryAfterMs }, 'authentication refused: too many failures from this source');
+      opts.log?.warn({ ...sessionOf(ctx), source, user: username, method, retryAfterMs: verdict.retryAfterMs }, 'authentication refused: too many failures from this source');
       return delayed({ ok: false, reason: 'rate-limited', message: `too many failed attempts from ${source}; retry in ${Math.ceil(verdict.retryAfterMs / 1000)} s` });
     }
     const outcome = await call();
     if (outcome.ok) return outcome;
     if (counts(outcome.reason)) opts.limiter.recordFailure(source);
-    opts.log?.info({ source, user: username, method, reason: outcome.reason }, 'authentication refused');
+    opts.log?.info({ ...sessionOf(ctx), source, user: username, method, reason: outcome.reason }, 'authentication refused');
     return delayed(outcome);
   }
 

@@ -185,6 +185,8 @@ export interface ControlConnectionOptions {
   log?: Logger;
   /** Remote address of the TCP connection (GRE peer). */
   peerAddress: string;
+  /** The peer as the log lines name it (default peerAddress; a session gives its `ip:port`, as on its other lines). */
+  logPeer?: string;
   /** Shared per gateway (or per worker): Call IDs are unique across connections. */
   callIds: CallIdAllocator;
   events?: ControlEvents;
@@ -284,7 +286,7 @@ export abstract class ControlConnection implements CallHost {
     this.transport = opts.transport;
     this.clock = opts.clock;
     this.peerAddress = opts.peerAddress;
-    this.log = (opts.log ?? silentLogger).child({ pptp: machine, peer: opts.peerAddress });
+    this.log = (opts.log ?? silentLogger).child({ pptp: machine, peer: opts.logPeer ?? opts.peerAddress });
     this.events = opts.events ?? {};
     this.callIds = opts.callIds;
     this.hostName = opts.hostName ?? HOST_NAME;

@@ -11,9 +11,14 @@
  *     data-plane entry keyed by OUR call id, PPP (auth, CCP/MPPE, IPCP)
  *     ─► PPP up: MPPE keys and inner address installed, IP flows
  *
- * Service life:
+ * Service life (src/tunnel/service.ts, which owns the listener, the
+ * half-open bound, the verifier, registration and the graceful stop):
  *
  *   Stopped ──start()──► Listening ──stop()──► Draining ──(all gone / deadline)──► Stopped
+ *
+ * A session's PPP, data-plane entry, metrics and log lines are
+ * src/tunnel/session.ts's; the control connection, the call and the
+ * hang-up are this file's.
  *
  * Sessions are found by call id, never by peer address alone: several
  * clients behind one NAT address each get their own call id (one
@@ -31,23 +36,22 @@
  * whose PPP is not up yet, total sessions, sessions per user (checked when
  * the credentials verify), authentication failures per source.
  */
-import { randomUUID } from 'node:crypto';
 import net from 'node:net';
 import * as abi from '../../assembly/abi.js';
 import { VpnError, isVpnError } from '../util/errors.js';
-import { logTransition, type Logger } from '../util/log.js';
+import type { Logger } from '../util/log.js';
 import type { Clock, Timer } from '../util/clock.js';
 import { MPPE_METHODS, type Config } from '../config/schema.js';
-import type { ProtocolServer, ServerContext } from '../admin/gateway.js';
-import type { ManagedSession, SessionInfo, SessionPhase } from '../admin/types.js';
+import type { ServerContext } from '../admin/gateway.js';
 import type { AuthOutcome, GatewayMetrics } from '../metrics/registry.js';
 import type { AuthMethod, Verifier, VerifyOutcome, UserAttributes } from '../ppp/auth/types.js';
-import type { AddressAllocator } from '../pool/types.js';
-import { openGatewayVerifier, sessionPolicyVerifier, type GatewayVerifier, type SessionPolicy } from '../aaa/gateway-verifier.js';
+import { sessionPolicyVerifier, type SessionPolicy } from '../aaa/gateway-verifier.js';
 import type { Attachment, DataPlane } from '../dataplane/engine.js';
 import { native } from '../dataplane/native.js';
-import { PppSession, Phase, type MppePolicy, type NameServers, type PppDownInfo, type PppUpInfo } from '../ppp/index.js';
+import type { MppePolicy, PppDownInfo, PppUpInfo } from '../ppp/index.js';
 import { MPPE_OVERHEAD } from '../ppp/ccp/mppe.js';
+import { TunnelSession, type TunnelDataPath, type TunnelPppOptions } from '../tunnel/session.js';
+import { ServiceState, TunnelService, listenOn, socketTransport, type SocketTransport, type TunnelCounters } from '../tunnel/service.js';
 import { CallIdAllocator, type CallIdRange } from './callid.js';
 import type { CallClearReason, PptpCall } from './call.js';
 import { DisconnectResult, GeneralError, OutgoingCallResult, StopReason } from './codec.js';
@@ -55,21 +59,14 @@ import { ControlState, PptpServerConnection, type CallAdmission, type ControlClo
 import { IPPROTO_GRE } from './gre.js';
 import { GRE_SOCKET_BUFFER, PPTP_MAX_MRU, PPTP_MAX_MTU, PptpDataPath, type PptpPathStats } from './datapath.js';
 
+export { TEARDOWN_LCP_WAIT_MS } from '../tunnel/session.js';
+export { SOCKET_LINGER_MS, ServiceState, normalizePeerAddress } from '../tunnel/service.js';
+
 // Our choices.
 /** From TCP accept to PPP up: control hand-shake, call, LCP, authentication (with MS-CHAPv2 retries), CCP, IPCP. */
 export const SETUP_TIMEOUT_MS = 60_000;
-/** After our LCP Terminate-Request, how long to wait for PPP to finish before Call-Disconnect-Notify. */
-export const TEARDOWN_LCP_WAIT_MS = 3_000;
 /** After Call-Disconnect-Notify / Stop-Control-Connection-Request, how long before the TCP connection is dropped. */
 export const TEARDOWN_STOP_WAIT_MS = 5_000;
-/** After end(), how long a socket may take to flush before it is destroyed. */
-export const SOCKET_LINGER_MS = 2_000;
-
-export enum ServiceState {
-  Stopped = 'Stopped',
-  Listening = 'Listening',
-  Draining = 'Draining',
-}
 
 export interface PptpServiceOptions {
   /** Listen on this already bound and listening socket (native.tcpListener, e.g. in another namespace). */
@@ -86,13 +83,6 @@ export interface PptpServiceOptions {
   setupTimeoutMs?: number;
   /** Call ids handed out (default 1..65535 from a random point). */
   callIds?: CallIdRange;
-}
-
-/** `a.b.c.d` for IPv4-mapped IPv6 peers, the address itself otherwise. */
-export function normalizePeerAddress(a: string | undefined): string {
-  if (!a) return '0.0.0.0';
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(a);
-  return m ? m[1]! : a;
 }
 
 /** The authentication methods a PPTP server offers under the policy (see the file comment). */
@@ -155,13 +145,7 @@ export function pptpPolicyVerifier(inner: Verifier, opts: SessionPolicy & { requ
 // One control connection and its call
 
 /** The TCP connection under a session: a net.Socket or a test double. */
-export interface SessionTransport {
-  write(bytes: Uint8Array): void;
-  /** Flush, then close (destroyed after SOCKET_LINGER_MS). */
-  end(): void;
-  /** Close now. */
-  destroy(): void;
-}
+export type SessionTransport = Pick<SocketTransport, 'end' | 'destroy'> & { write(bytes: Uint8Array): void };
 
 export interface PptpServerSessionOptions {
   dp: DataPlane;
@@ -179,19 +163,12 @@ export interface PptpServerSessionOptions {
   /** Admission of an Outgoing-Call-Request beyond the call limit (limits.maxSessions). */
   admit(): boolean;
   setupTimeoutMs: number;
-  ppp: {
-    methods: readonly AuthMethod[];
-    verifier: Verifier;
-    allocator: AddressAllocator;
-    localAddress: string;
-    dns?: NameServers;
-    nbns?: NameServers;
+  ppp: TunnelPppOptions & {
     /** The largest IP packet the gateway takes from the client (the TUN device's MTU); the LCP MRU follows ({@link pptpMru}). */
     mtu: number;
     mppe: MppePolicy;
     echoIntervalMs: number;
     echoFailures: number;
-    serverName: string;
   };
   metrics?: GatewayMetrics;
   events?: {
@@ -221,37 +198,24 @@ export interface PptpSessionEnd {
  *   Call-Disconnect-Notify, Stop-Control-Connection-Request ──StopCCRP (or
  *   TEARDOWN_STOP_WAIT_MS)──► TCP closed ──► closed
  */
-export class PptpServerSession {
-  readonly id = randomUUID();
-  readonly since = new Date();
+export class PptpServerSession extends TunnelSession {
   readonly control: PptpServerConnection;
-  private readonly log: Logger;
-  private readonly startedAt: number;
   private call: PptpCall | undefined;
   private path: PptpDataPath | undefined;
-  private ppp: PppSession | undefined;
-  private pppUp: PppUpInfo | undefined;
-  private activated = false;
   private closing = false;
-  private finished = false;
-  private user: string | null = null;
   private setupTimer: Timer | undefined;
-  private lcpWait: Timer | undefined;
   private stopWait: Timer | undefined;
-  private readonly ending: PptpSessionEnd = { control: undefined, call: undefined, ppp: undefined };
+  private ending: { control: ControlCloseReason | undefined; call: CallClearReason | undefined } = { control: undefined, call: undefined };
   /** The data-plane path's counters survive its closing (for the end-of-session log and tests). */
   private lastPathStats: PptpPathStats | undefined;
-  private closedResolve!: () => void;
-  /** Resolves when the session is fully torn down. */
-  readonly closed: Promise<void> = new Promise((r) => (this.closedResolve = r));
 
   constructor(private readonly opts: PptpServerSessionOptions) {
-    this.startedAt = opts.clock.now();
-    this.log = opts.log.child({ session: this.id, protocol: 'pptp', peer: this.peer });
+    super('pptp', opts);
     this.control = new PptpServerConnection({
       transport: { write: (b) => opts.transport.write(b), close: () => opts.transport.end() },
       clock: opts.clock,
       log: this.log,
+      logPeer: this.peer,
       peerAddress: opts.peer.address,
       callIds: opts.callIds,
       handshakeTimeoutMs: opts.control.handshakeTimeoutMs,
@@ -271,28 +235,6 @@ export class PptpServerSession {
     });
   }
 
-  /** `ip:port`. */
-  get peer(): string {
-    return `${this.opts.peer.address}:${this.opts.peer.port}`;
-  }
-
-  get username(): string | null {
-    return this.user;
-  }
-
-  /** PPP is up and IP flows. */
-  get isUp(): boolean {
-    return this.activated;
-  }
-
-  get isClosed(): boolean {
-    return this.finished;
-  }
-
-  get dataplaneIndex(): number | undefined {
-    return this.path?.idx;
-  }
-
   /** The call ids: ours (the key of GRE we receive) and the client's. */
   get callIds(): { local: number; peer: number } | undefined {
     return this.call ? { local: this.call.localCallId, peer: this.call.peerCallId } : undefined;
@@ -308,46 +250,24 @@ export class PptpServerSession {
   }
 
   get endInfo(): PptpSessionEnd {
-    return { ...this.ending };
+    return { ...this.ending, ppp: this.pppDown };
   }
 
-  info(): SessionInfo {
-    const c = this.path?.counters();
-    return {
-      id: this.id,
-      protocol: 'pptp',
-      user: this.user,
-      peer: this.peer,
-      innerAddress: this.pppUp?.ipv4?.peerAddress ?? null,
-      state: this.sessionPhase(),
-      since: this.since.toISOString(),
-      bytesIn: c ? Number(c.upBytes) : 0,
-      bytesOut: c ? Number(c.downBytes) : 0,
-    };
+  protected override dataPath(): TunnelDataPath | undefined {
+    return this.path;
   }
 
-  private sessionPhase(): SessionPhase {
-    if (this.finished || this.closing) return 'closing';
-    if (this.activated) return 'up';
-    switch (this.ppp?.phase) {
-      case Phase.Terminate:
-        return 'closing';
-      case Phase.Network:
-        return 'network';
-      case Phase.Authenticate:
-        return 'authenticating';
-      default:
-        return 'establishing';
-    }
+  protected override isClosing(): boolean {
+    return this.closing;
   }
 
   /** Bytes read from the TCP connection. */
-  input(chunk: Uint8Array): void {
+  override input(chunk: Uint8Array): void {
     this.control.input(chunk);
   }
 
   /** The TCP connection closed or failed under us. */
-  transportClosed(): void {
+  override transportClosed(): void {
     this.control.transportClosed();
   }
 
@@ -357,27 +277,16 @@ export class PptpServerSession {
    * Stop-Control-Connection-Request; the TCP connection closes on the
    * reply or after TEARDOWN_STOP_WAIT_MS. Resolves when the session is gone.
    */
-  teardown(reason: string): Promise<void> {
+  override teardown(reason: string): Promise<void> {
     if (this.finished || this.closing) return this.closed;
     this.closing = true;
-    this.log.info({ reason, user: this.user }, 'pptp: tearing the session down');
-    const ppp = this.ppp;
-    if (ppp && ppp.phase !== Phase.Dead) {
-      ppp.close('admin', reason);
-      if ((ppp.phase as Phase) !== Phase.Dead && !this.lcpWait) {
-        this.lcpWait = this.opts.clock.setTimer(TEARDOWN_LCP_WAIT_MS, () => {
-          this.lcpWait = undefined;
-          this.hangUp(DisconnectResult.AdminShutdown);
-        });
-      }
-    } else {
-      this.hangUp(DisconnectResult.AdminShutdown);
-    }
+    this.log.info({ reason }, 'pptp: tearing the session down');
+    this.terminatePpp(reason, () => this.hangUp(DisconnectResult.AdminShutdown));
     return this.closed;
   }
 
   /** Drop everything now, without any message (shutdown past its deadline). */
-  abort(reason: string): void {
+  override abort(reason: string): void {
     if (this.finished) return;
     this.log.info({ reason }, 'pptp: session dropped');
     this.opts.transport.destroy();
@@ -392,7 +301,7 @@ export class PptpServerSession {
       this.log.warn('pptp: refusing a call: session limit reached');
       return { accept: false, resultCode: OutgoingCallResult.GeneralError, errorCode: GeneralError.NoResource };
     }
-    if (!net.isIPv4(this.opts.peer.address)) {
+    if (!net.isIPv4(this.peerAddress)) {
       this.log.warn('pptp: refusing a call: GRE runs over IPv4 only');
       return { accept: false, resultCode: OutgoingCallResult.GeneralError, errorCode: GeneralError.PacError };
     }
@@ -422,20 +331,20 @@ export class PptpServerSession {
     }
     this.path = path;
     try {
-      path.attach({ peer: this.opts.peer.address, myCallId: call.localCallId, peerCallId: call.peerCallId });
+      path.attach({ peer: this.peerAddress, myCallId: call.localCallId, peerCallId: call.peerCallId });
     } catch (e) {
       this.log.error({ err: e }, 'pptp: the data plane refused the call');
       call.disconnect(DisconnectResult.GeneralError, GeneralError.PacError);
       return;
     }
     this.opts.events?.onCall?.(this);
-    this.startPpp(path);
+    this.openPpp(path);
   }
 
   private onCallCleared(call: PptpCall, reason: CallClearReason): void {
     if (call !== this.call) return;
     this.ending.call = reason;
-    this.log.info({ reason, user: this.user }, 'pptp: call cleared');
+    this.log.info({ reason }, 'pptp: call cleared');
     this.ppp?.lowerDown('lower-layer-down', `PPTP call cleared (${reason})`);
     this.closePath();
     // The control connection stops itself now that its last call is gone; bound the wait for the peer's reply.
@@ -444,52 +353,29 @@ export class PptpServerSession {
 
   private onControlClosed(reason: ControlCloseReason): void {
     this.ending.control = reason;
-    if (reason === 'echo-timeout') this.opts.metrics?.keepaliveTimeout('pptp');
-    this.log.info({ reason, user: this.user }, 'pptp: control connection closed');
-    this.finish();
+    if (reason === 'echo-timeout') this.metrics?.keepaliveTimeout('pptp');
+    this.log.info({ reason }, 'pptp: control connection closed');
+    this.end();
   }
 
   // ---------------------------------------------------------------- PPP
 
-  private startPpp(path: PptpDataPath): void {
+  private openPpp(path: PptpDataPath): void {
     const p = this.opts.ppp;
-    const ppp = new PppSession({
-      role: 'server',
+    const ppp = this.startPpp({
+      ppp: p,
       send: (frame) => {
         path.sendPpp(frame);
       },
-      clock: this.opts.clock,
-      log: this.log,
-      tunnel: 'pptp',
-      peer: this.peer,
-      sessionId: this.id,
       mru: { desired: pptpMru(p.mtu, p.mppe), max: PPTP_MAX_MRU },
       echo: { intervalMs: p.echoIntervalMs, failures: p.echoFailures },
-      auth: { methods: p.methods, verifier: p.verifier, serverName: p.serverName },
-      ipcp: {
-        allocator: p.allocator,
-        localAddress: p.localAddress,
-        ...(p.dns ? { dns: p.dns } : {}),
-        ...(p.nbns ? { nbns: p.nbns } : {}),
-      },
       mppe: p.mppe,
     });
-    this.ppp = ppp;
-    ppp.on('authenticated', (r) => {
-      this.user = r.username;
-      this.log.info({ user: r.username, method: r.method }, 'pptp: PPP authenticated');
-    });
-    ppp.on('authFailed', (r) => {
-      this.log.info({ user: r.username, method: r.method, reason: r.reason }, 'pptp: PPP authentication failed');
-    });
-    ppp.on('up', (info) => this.onPppUp(info));
-    ppp.on('down', (info) => this.onPppDown(info));
-    ppp.open();
     // After open(): frames that came before the PPP session existed are fed to it now.
     path.bind(ppp);
   }
 
-  private onPppUp(info: PppUpInfo): void {
+  protected override onPppUp(info: PppUpInfo): void {
     if (this.closing || this.finished) return;
     const v4 = info.ipv4;
     if (!v4) {
@@ -497,38 +383,19 @@ export class PptpServerSession {
       return;
     }
     this.pppUp = info;
-    try {
-      this.path!.up(info, v4.peerAddress);
-    } catch (e) {
-      this.log.error({ err: e }, 'pptp: the data plane refused the session');
-      void this.teardown('data plane refused the session');
-      return;
-    }
-    this.activated = true;
+    const installed = this.activate(v4, () => this.path!.up(info, v4.peerAddress), {
+      mtu: Math.min(info.mtu, PPTP_MAX_MTU),
+      mppe: info.mppe ? `${info.mppe.bits}-bit ${info.mppe.stateless ? 'stateless' : 'stateful'}` : 'none',
+      callId: this.call?.localCallId,
+      peerCallId: this.call?.peerCallId,
+    });
+    if (!installed) return;
     this.setupTimer?.cancel();
     this.setupTimer = undefined;
-    const seconds = (this.opts.clock.now() - this.startedAt) / 1000;
-    this.opts.metrics?.sessionSetup('pptp', seconds);
-    this.log.info(
-      {
-        user: this.user,
-        address: v4.peerAddress,
-        mtu: Math.min(info.mtu, PPTP_MAX_MTU),
-        mppe: info.mppe ? `${info.mppe.bits}-bit ${info.mppe.stateless ? 'stateless' : 'stateful'}` : 'none',
-        callId: this.call?.localCallId,
-        peerCallId: this.call?.peerCallId,
-        setupSeconds: seconds,
-      },
-      'pptp: session up',
-    );
     this.opts.events?.onUp?.(this);
   }
 
-  private onPppDown(info: PppDownInfo): void {
-    this.ending.ppp = info;
-    this.lcpWait?.cancel();
-    this.lcpWait = undefined;
-    if (info.reason === 'echo-timeout') this.opts.metrics?.keepaliveTimeout('pptp');
+  protected override onPppDown(info: PppDownInfo): void {
     const result =
       info.reason === 'admin'
         ? DisconnectResult.AdminShutdown
@@ -571,56 +438,36 @@ export class PptpServerSession {
     this.path = undefined;
   }
 
-  private finish(): void {
-    if (this.finished) return;
-    this.finished = true;
-    for (const t of [this.setupTimer, this.lcpWait, this.stopWait]) t?.cancel();
-    this.setupTimer = this.lcpWait = this.stopWait = undefined;
-    // The control connection cleared the call before closing; this is the backstop.
-    this.ppp?.lowerDown('lower-layer-down', 'PPTP control connection closed');
-    this.closePath();
-    const s = this.lastPathStats;
-    if (s && (s.resetRequestsSent || s.resetRequestsReceived)) {
-      this.log.info({ user: this.user, mppeResets: { sent: s.resetRequestsSent, repeated: s.resetRequestsRepeated, received: s.resetRequestsReceived } }, 'pptp: MPPE resynchronisations');
-    }
-    this.opts.events?.onClosed?.(this);
-    this.closedResolve();
+  private end(): void {
+    this.finish(() => {
+      for (const t of [this.setupTimer, this.stopWait]) t?.cancel();
+      this.setupTimer = this.stopWait = undefined;
+      // The control connection cleared the call before closing; this is the backstop.
+      this.ppp?.lowerDown('lower-layer-down', 'PPTP control connection closed');
+      this.closePath();
+      const s = this.lastPathStats;
+      if (s && (s.resetRequestsSent || s.resetRequestsReceived)) {
+        this.log.info({ mppeResets: { sent: s.resetRequestsSent, repeated: s.resetRequestsRepeated, received: s.resetRequestsReceived } }, 'pptp: MPPE resynchronisations');
+      }
+      this.opts.events?.onClosed?.(this);
+    });
   }
 }
 
 // ---------------------------------------------------------------------------
 // The service
 
-export class PptpService implements ProtocolServer {
+export class PptpService extends TunnelService<PptpServerSession> {
   readonly name = 'pptp' as const;
-  private state = ServiceState.Stopped;
-  private ctx: ServerContext | undefined;
-  private log!: Logger;
-  private clock!: Clock;
-  private server: net.Server | undefined;
+  readonly counters: TunnelCounters = { accepted: 0, refusedHalfOpen: 0, up: 0 };
   private dp: DataPlane | undefined;
   private greFd: number | undefined;
   private greAttachment: Attachment | undefined;
   private callIds!: CallIdAllocator;
-  private verifier: Verifier | undefined;
-  private ownVerifier: GatewayVerifier | undefined;
-  private listenFd: number | undefined;
-  private readonly sessions = new Set<PptpServerSession>();
-  private readonly halfOpen = new Map<string, number>();
-  /** Counters for tests and diagnostics. */
-  readonly counters = { accepted: 0, refusedHalfOpen: 0, up: 0 };
+  private ownListenFd: number | undefined;
 
-  constructor(private readonly opts: PptpServiceOptions = {}) {}
-
-  /** Bound address (after start). */
-  address(): net.AddressInfo | undefined {
-    const a = this.server?.address();
-    return a && typeof a === 'object' ? a : undefined;
-  }
-
-  /** Every connection (with or without a call yet). */
-  get liveSessions(): readonly PptpServerSession[] {
-    return [...this.sessions];
+  constructor(private readonly opts: PptpServiceOptions = {}) {
+    super();
   }
 
   /** The data plane the service runs on (after start). */
@@ -628,57 +475,48 @@ export class PptpService implements ProtocolServer {
     return this.dp;
   }
 
-  private transition(to: ServiceState, reason: string): void {
-    logTransition(this.log, 'pptp-service', this.state, to, reason, 'info');
-    this.state = to;
-  }
-
-  async start(ctx: ServerContext): Promise<void> {
-    if (this.state !== ServiceState.Stopped) throw new VpnError('ERR_USAGE', 'the PPTP server is already started');
-    this.ctx = ctx;
-    this.log = ctx.log.child({ protocol: 'pptp' });
-    this.clock = ctx.clock;
-    const cfg = ctx.config();
-    const dp = ctx.dataplanes()[0];
-    if (!dp) throw new VpnError('ERR_NO_TUN', 'the PPTP server needs the data plane (TUN device), and there is none');
+  protected override check(cfg: Readonly<Config>, dp: DataPlane): void {
     if (!dp.hasRing(abi.RingId.GRE_RX) || !dp.hasRing(abi.RingId.GRE_TX)) {
       throw new VpnError('ERR_CONFIG_INVALID', 'pptp: the data plane has no GRE rings (dataplane.rings.greRx / greTx are 0)');
     }
-    if (!ctx.pool(cfg.pptp.pool)) throw new VpnError('ERR_CONFIG_INVALID', `pptp.pool: no pool named ${cfg.pptp.pool}`);
-    if (pptpAuthMethods(cfg).length === 0) {
+    void cfg;
+  }
+
+  protected override async prepare(ctx: ServerContext, dp: DataPlane): Promise<void> {
+    if (pptpAuthMethods(ctx.config()).length === 0) {
       throw new VpnError('ERR_CONFIG_INVALID', 'auth.pptp: no method left under the PPTP policy (MS-CHAPv2 or EAP-MSCHAPv2 when pptp.requireMppe)');
     }
     this.dp = dp;
     this.callIds = new CallIdAllocator(this.opts.callIds ?? {});
+    return Promise.resolve();
+  }
 
-    // `vpngw serve` shares one verifier between the protocol servers; embedded without one, we open the local store.
-    let base = ctx.verifier;
-    if (!base) {
-      this.ownVerifier = await openGatewayVerifier({
-        usersFile: cfg.users.file,
-        clock: ctx.clock,
-        log: this.log,
-        failuresPerMinute: cfg.limits.authFailuresPerSourcePerMinute,
-      });
-      base = this.ownVerifier.verifier;
-    }
-    this.verifier = pptpPolicyVerifier(base, {
+  protected override policyVerifier(base: Verifier, ctx: ServerContext): Verifier {
+    return pptpPolicyVerifier(base, {
       sessionsOf: (user) => ctx.sessions.countOfUser(user),
       maxPerUser: () => ctx.config().limits.maxSessionsPerUser,
       requireMppe: () => ctx.config().pptp.requireMppe,
       // The labels are the verdicts: 'success' or an AuthFailureReason.
       outcome: (method, outcome) => ctx.metrics.authResult(method, outcome as AuthOutcome),
     });
+  }
 
-    if (this.opts.greSocket !== false) this.openGre(dp);
+  protected override listenFd(): number | undefined {
+    return this.opts.listenFd;
+  }
+
+  protected override async listen(cfg: Readonly<Config>): Promise<void> {
+    if (this.opts.greSocket !== false) this.openGre(this.dp!);
     try {
-      await this.listen(cfg);
+      await this.listenControl(cfg);
     } catch (e) {
       this.closeGre();
       throw e;
     }
-    const a = this.address();
-    this.transition(ServiceState.Listening, `listening on ${a ? `${a.address}:${a.port}` : `fd ${this.opts.listenFd}`}`);
+  }
+
+  protected override stopped(): void {
+    this.closeGre();
   }
 
   private openGre(dp: DataPlane): void {
@@ -700,148 +538,48 @@ export class PptpService implements ProtocolServer {
     this.greFd = undefined;
   }
 
-  private async listen(cfg: Readonly<Config>): Promise<void> {
+  private async listenControl(cfg: Readonly<Config>): Promise<void> {
     const server = net.createServer({ noDelay: true }, (socket) => this.onConnection(socket));
     this.server = server;
     if (this.opts.listenFd === undefined && this.opts.netns !== undefined) {
       try {
-        this.listenFd = native.tcpListener({ netns: this.opts.netns, address: cfg.pptp.listen, port: cfg.pptp.port, backlog: 1024 });
+        this.ownListenFd = native.tcpListener({ netns: this.opts.netns, address: cfg.pptp.listen, port: cfg.pptp.port, backlog: 1024 });
       } catch (e) {
         throw new VpnError(isVpnError(e) ? e.code : 'ERR_NATIVE', `pptp: cannot listen on ${cfg.pptp.listen}:${cfg.pptp.port} in ${this.opts.netns}: ${(e as Error).message}`, { cause: e });
       }
     }
-    const fd = this.opts.listenFd ?? this.listenFd;
-    await new Promise<void>((resolve, reject) => {
-      const onError = (e: NodeJS.ErrnoException) => {
-        server.off('listening', onListening);
-        const code = e.code === 'EADDRINUSE' ? 'ERR_ADDRESS_IN_USE' : e.code === 'EACCES' ? 'ERR_PERMISSION' : 'ERR_NATIVE';
-        reject(new VpnError(code, `pptp: cannot listen on ${cfg.pptp.listen}:${cfg.pptp.port}: ${e.message}${e.code === 'EACCES' ? ' (ports below 1024 need root or CAP_NET_BIND_SERVICE)' : ''}`, { cause: e }));
-      };
-      const onListening = () => {
-        server.off('error', onError);
-        resolve();
-      };
-      server.once('error', onError);
-      server.once('listening', onListening);
-      if (fd !== undefined) server.listen({ fd });
-      else server.listen({ host: cfg.pptp.listen, port: cfg.pptp.port });
-    });
-    server.on('error', (e) => this.log.error({ err: e }, 'pptp: listener error'));
+    await listenOn(server, { label: 'pptp', host: cfg.pptp.listen, port: cfg.pptp.port, fd: this.opts.listenFd ?? this.ownListenFd });
   }
 
   // ---------------------------------------------------------------- connections
 
   private onConnection(socket: net.Socket): void {
-    const ctx = this.ctx!;
-    const cfg = ctx.config();
-    const src = normalizePeerAddress(socket.remoteAddress);
-    if (this.state !== ServiceState.Listening) {
-      socket.destroy();
-      return;
-    }
-    const n = this.halfOpen.get(src) ?? 0;
-    if (n >= cfg.limits.maxHalfOpenPerSource) {
-      this.counters.refusedHalfOpen++;
-      this.log.warn({ source: src, halfOpen: n }, 'pptp: refusing a connection: too many unfinished set-ups from this source');
-      socket.destroy();
-      return;
-    }
-    this.halfOpen.set(src, n + 1);
-    let counted = true;
-    const releaseHalfOpen = () => {
-      if (!counted) return;
-      counted = false;
-      const left = (this.halfOpen.get(src) ?? 1) - 1;
-      if (left <= 0) this.halfOpen.delete(src);
-      else this.halfOpen.set(src, left);
-    };
+    const release = this.admitConnection(socket);
+    if (!release) return;
+    const cfg = this.ctx!.config();
     this.counters.accepted++;
     socket.setNoDelay(true);
-    const transport: SessionTransport = {
-      write: (b) => {
-        if (!socket.destroyed && socket.writable) socket.write(b);
-      },
-      end: () => {
-        if (socket.destroyed) return;
-        socket.end();
-        const t = setTimeout(() => socket.destroy(), SOCKET_LINGER_MS);
-        t.unref();
-      },
-      destroy: () => socket.destroy(),
-    };
-    let unregister: (() => void) | undefined;
-    const session: PptpServerSession = new PptpServerSession({
-      dp: this.dp!,
-      transport,
-      clock: this.clock,
-      log: this.log,
-      peer: { address: src, port: socket.remotePort ?? 0 },
+    const track = this.tracking(release);
+    const session = new PptpServerSession({
+      ...this.sessionBase(socket),
+      transport: socketTransport(socket),
       callIds: this.callIds,
       control: {
         handshakeTimeoutMs: cfg.limits.handshakeTimeout,
         echoIntervalMs: cfg.pptp.echoInterval,
         echoReplyTimeoutMs: cfg.pptp.echoTimeout,
       },
-      admit: () => ctx.sessions.size < ctx.config().limits.maxSessions,
       setupTimeoutMs: this.opts.setupTimeoutMs ?? SETUP_TIMEOUT_MS,
       ppp: {
-        methods: pptpAuthMethods(cfg),
-        verifier: this.verifier!,
-        allocator: ctx.pool(cfg.pptp.pool)!,
-        localAddress: cfg.dataplane.gateway,
-        ...(cfg.dns.primary ? { dns: { primary: cfg.dns.primary, ...(cfg.dns.secondary ? { secondary: cfg.dns.secondary } : {}) } } : {}),
-        ...(cfg.nbns.primary ? { nbns: { primary: cfg.nbns.primary, ...(cfg.nbns.secondary ? { secondary: cfg.nbns.secondary } : {}) } } : {}),
+        ...this.pppOptions(cfg, pptpAuthMethods(cfg)),
         mtu: cfg.dataplane.tun.mtu,
         mppe: pptpMppePolicy(cfg),
         echoIntervalMs: cfg.pptp.lcpEchoInterval,
         echoFailures: cfg.pptp.lcpEchoFailures,
-        serverName: 'vpngw',
       },
-      metrics: ctx.metrics,
-      events: {
-        onCall: (s) => {
-          const managed: ManagedSession = { id: s.id, protocol: 'pptp', info: () => s.info(), username: () => s.username, teardown: (reason) => s.teardown(reason) };
-          unregister = ctx.sessions.add(managed);
-        },
-        onUp: () => {
-          this.counters.up++;
-          releaseHalfOpen();
-        },
-        onClosed: () => {
-          releaseHalfOpen();
-          unregister?.();
-          this.sessions.delete(session);
-        },
-      },
+      events: { onCall: track.visible, onUp: track.up, onClosed: track.closed },
     });
-    this.sessions.add(session);
-    socket.on('data', (chunk: Buffer) => session.input(chunk));
-    socket.on('error', (e) => this.log.debug({ session: session.id, err: e.message }, 'pptp: socket error'));
-    socket.once('close', () => session.transportClosed());
-  }
-
-  // ---------------------------------------------------------------- operations
-
-  reload(config: Readonly<Config>): void {
-    void config;
-    this.ownVerifier?.reload().catch((e: unknown) => this.log.error({ err: e }, 'pptp: user store reload failed'));
-  }
-
-  async stop(graceful: boolean, deadlineMs: number): Promise<void> {
-    if (this.state !== ServiceState.Listening) return;
-    this.transition(ServiceState.Draining, graceful ? 'graceful stop' : 'stop');
-    const closedListener = new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
-    if (graceful && this.sessions.size) {
-      const all = Promise.all([...this.sessions].map((s) => s.teardown('server shutting down')));
-      const wait = Math.max(0, deadlineMs - this.clock.now());
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([all, new Promise<void>((r) => (timer = setTimeout(r, wait)))]);
-      clearTimeout(timer);
-    }
-    for (const s of [...this.sessions]) s.abort('server stopped');
-    await closedListener;
-    this.closeGre();
-    this.transition(ServiceState.Stopped, 'all sessions closed');
+    this.attach(socket, session);
   }
 }
 

@@ -13,6 +13,10 @@
  *      ▼                                 ▼
  *   closed ◄──── call closed (disconnect / abort / timers) ◄── PPP down ──► Call Disconnect
  *
+ * What every tunnel's session shares (PPP, activation in the data plane,
+ * metrics, the user on every log line, the LCP step of the teardown) is
+ * src/tunnel/session.ts's.
+ *
  * Frames in: every byte after the HTTP head goes to the data plane; what it
  * diverts comes back as whole SSTP control packets (fed to the call) and as
  * PPP frames that are not IP (re-wrapped as an SSTP data packet and fed to
@@ -21,16 +25,13 @@
  * the transport; downlink IP from the data plane, coalesced, also straight
  * to the transport.
  */
-import { randomUUID } from 'node:crypto';
-import type { Clock, Timer } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
 import type { DataPlane } from '../dataplane/engine.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
-import type { SessionInfo, SessionPhase } from '../admin/types.js';
-import { PppSession, Phase, type PppDownInfo, type PppUpInfo } from '../ppp/index.js';
-import type { AuthMethod, Verifier } from '../ppp/auth/types.js';
-import type { AddressAllocator } from '../pool/types.js';
-import type { NameServers } from '../ppp/ipcp/ipcp.js';
+import type { PppDownInfo, PppUpInfo } from '../ppp/index.js';
+import type { AuthSuccess } from '../ppp/auth/types.js';
+import { TunnelSession, type TunnelDataPath, type TunnelPppOptions } from '../tunnel/session.js';
+import type { Clock } from '../util/clock.js';
 import { dataPacketBytes } from './codec.js';
 import { SSTP_MAX_DATA_PAYLOAD, type SstpTimers } from './constants.js';
 import type { CertificateHashes } from './binding.js';
@@ -39,9 +40,9 @@ import { SstpServerCall, ServerState } from './server.js';
 import { SstpHttpAcceptor, type SstpHttpRequest, type HttpRejectStatus } from './http.js';
 import { SstpStreamPath, type StreamSocket } from './datapath.js';
 
+export { TEARDOWN_LCP_WAIT_MS } from '../tunnel/session.js';
+
 // Our choices.
-/** After our LCP Terminate-Request, how long to wait for PPP to finish before the Call Disconnect. */
-export const TEARDOWN_LCP_WAIT_MS = 3_000;
 /** PPP header room: the largest IP packet an SSTP data packet carries (protocol field + ff 03). */
 export const SSTP_MAX_MRU = SSTP_MAX_DATA_PAYLOAD - 4;
 
@@ -65,18 +66,10 @@ export interface SstpServerSessionOptions {
   httpTimeoutMs: number;
   /** Admission beyond the session table (limits.maxSessions): false answers 503. */
   admit?: () => boolean;
-  ppp: {
-    methods: readonly AuthMethod[];
-    verifier: Verifier;
-    allocator: AddressAllocator;
-    /** The gateway's inner address. */
-    localAddress: string;
-    dns?: NameServers;
-    nbns?: NameServers;
+  ppp: TunnelPppOptions & {
     /** MRU we ask for (the TUN MTU); the data plane's slot bounds the largest packet. */
     mru: number;
     maxMru: number;
-    serverName: string;
     /** LCP echo (0 disables); default the PPP engine's. */
     echoIntervalMs?: number;
     authTimeoutMs?: number;
@@ -97,30 +90,16 @@ export interface SstpServerSessionOptions {
   };
 }
 
-export class SstpServerSession {
-  readonly id = randomUUID();
-  readonly since = new Date();
-  private readonly startedAt: number;
-  private readonly log: Logger;
+export class SstpServerSession extends TunnelSession {
   private readonly acceptor: SstpHttpAcceptor;
-  private phase: 'http' | 'sstp' | 'closed' = 'http';
+  private phase: 'http' | 'sstp' = 'http';
   private path: SstpStreamPath | undefined;
   private call: SstpServerCall | undefined;
-  private ppp: PppSession | undefined;
-  private pppUp: PppUpInfo | undefined;
   private connected = false;
-  private activated = false;
-  private user: string | null = null;
-  private lcpWait: Timer | undefined;
-  private closedResolve!: () => void;
-  /** Resolves when the session is fully torn down. */
-  readonly closed: Promise<void> = new Promise((r) => (this.closedResolve = r));
   private ending: SstpCallEnd | undefined;
-  private pppDown: PppDownInfo | undefined;
 
   constructor(private readonly opts: SstpServerSessionOptions) {
-    this.startedAt = opts.clock.now();
-    this.log = opts.log.child({ session: this.id, protocol: 'sstp', peer: this.peer });
+    super('sstp', opts);
     this.acceptor = new SstpHttpAcceptor({
       transport: { write: (b) => opts.transport.write(b), close: () => opts.transport.end() },
       clock: opts.clock,
@@ -129,42 +108,19 @@ export class SstpServerSession {
       admit: () => this.admit(),
       onAccepted: (request, rest) => this.onHttpAccepted(request, rest),
       onRejected: (status, reason) => {
-        this.finish(undefined);
+        this.end(undefined);
         opts.events?.onRejected?.(status, reason);
       },
     });
   }
 
-  /** `ip:port` (IPv6 in brackets). */
-  get peer(): string {
-    const a = this.opts.peer.address;
-    return a.includes(':') ? `[${a}]:${this.opts.peer.port}` : `${a}:${this.opts.peer.port}`;
-  }
-
   get state(): 'HTTP' | ServerState {
-    return this.call ? this.call.state : this.phase === 'http' ? 'HTTP' : ServerState.ServerCallDisconnected;
-  }
-
-  get isClosed(): boolean {
-    return this.phase === 'closed';
-  }
-
-  /** The call is connected and PPP is up: IP flows. */
-  get isUp(): boolean {
-    return this.activated;
+    return this.call ? this.call.state : this.phase === 'http' && !this.finished ? 'HTTP' : ServerState.ServerCallDisconnected;
   }
 
   /** Still in the handshake (TLS done, call not yet connected). */
   get isHalfOpen(): boolean {
-    return this.phase !== 'closed' && !this.connected;
-  }
-
-  get dataplaneIndex(): number | undefined {
-    return this.path?.idx;
-  }
-
-  get username(): string | null {
-    return this.user;
+    return !this.finished && !this.connected;
   }
 
   get endInfo(): { call: SstpCallEnd | undefined; ppp: PppDownInfo | undefined } {
@@ -175,31 +131,14 @@ export class SstpServerSession {
     return this.path?.stats.downlinkDropped ?? 0;
   }
 
-  info(): SessionInfo {
-    const c = this.path?.counters();
-    return {
-      id: this.id,
-      protocol: 'sstp',
-      user: this.user,
-      peer: this.peer,
-      innerAddress: this.pppUp?.ipv4?.peerAddress ?? null,
-      state: this.sessionPhase(),
-      since: this.since.toISOString(),
-      bytesIn: c ? Number(c.upBytes) : 0,
-      bytesOut: c ? Number(c.downBytes) : 0,
-    };
+  protected override dataPath(): TunnelDataPath | undefined {
+    return this.path;
   }
 
-  private sessionPhase(): SessionPhase {
-    if (this.phase === 'closed' || (this.call && !this.connected && this.call.isClosed)) return 'closing';
+  protected override isClosing(): boolean {
+    if (this.call && !this.connected && this.call.isClosed) return true;
     const st = this.call?.state;
-    if (st && st !== ServerState.ServerConnectRequestPending && st !== ServerState.ServerCallConnectedPending && st !== ServerState.ServerCallConnected) return 'closing';
-    if (this.activated) return 'up';
-    const ph = this.ppp?.phase;
-    if (ph === Phase.Terminate) return 'closing';
-    if (ph === Phase.Network) return 'network';
-    if (ph === Phase.Authenticate) return 'authenticating';
-    return 'establishing';
+    return !!st && st !== ServerState.ServerConnectRequestPending && st !== ServerState.ServerCallConnectedPending && st !== ServerState.ServerCallConnected;
   }
 
   /** The TLS handshake is done: arm the HTTP read deadline. */
@@ -208,16 +147,18 @@ export class SstpServerSession {
   }
 
   /** Bytes read from the transport. */
-  input(chunk: Uint8Array): void {
+  override input(chunk: Uint8Array): void {
+    if (this.finished) return;
     if (this.phase === 'http') this.acceptor.input(chunk);
-    else if (this.phase === 'sstp') this.path!.input(chunk);
+    else this.path!.input(chunk);
   }
 
   /** The transport closed or failed under us. */
-  transportClosed(): void {
+  override transportClosed(): void {
+    if (this.finished) return;
     if (this.phase === 'http') {
       this.acceptor.transportClosed();
-      this.finish(undefined);
+      this.end(undefined);
     } else if (this.call) this.call.transportClosed();
   }
 
@@ -226,37 +167,26 @@ export class SstpServerSession {
    * TEARDOWN_LCP_WAIT_MS) SSTP Call Disconnect; resolves when the session is
    * gone. Before the call exists the connection is just closed.
    */
-  teardown(reason: string): Promise<void> {
-    if (this.phase === 'closed') return this.closed;
+  override teardown(reason: string): Promise<void> {
+    if (this.finished) return this.closed;
     if (this.phase === 'http' || !this.call) {
       this.acceptor.transportClosed();
       this.opts.transport.end();
-      this.finish(undefined);
+      this.end(undefined);
       return this.closed;
     }
     this.log.info({ reason }, 'sstp: tearing the session down');
-    const ppp = this.ppp;
-    if (ppp && ppp.phase !== Phase.Dead) {
-      ppp.close('admin', reason);
-      if ((ppp.phase as Phase) !== Phase.Dead && !this.lcpWait) {
-        this.lcpWait = this.opts.clock.setTimer(TEARDOWN_LCP_WAIT_MS, () => {
-          this.lcpWait = undefined;
-          this.call?.disconnect(reason);
-        });
-      }
-    } else {
-      this.call.disconnect(reason);
-    }
+    this.terminatePpp(reason, () => this.call?.disconnect(reason));
     return this.closed;
   }
 
   /** Drop everything now, without any message (shutdown past its deadline). */
-  abort(reason: string): void {
+  override abort(reason: string): void {
     if (this.call) this.call.close(reason);
     else {
       this.acceptor.transportClosed();
       this.opts.transport.end();
-      this.finish(undefined);
+      this.end(undefined);
     }
   }
 
@@ -296,7 +226,7 @@ export class SstpServerSession {
       ...(this.opts.timers ? { timers: this.opts.timers } : {}),
       ...(this.opts.randomBytes ? { randomBytes: this.opts.randomBytes } : {}),
       events: {
-        onPppStart: () => this.startPpp(log),
+        onPppStart: () => this.openPpp(log),
         onPppFrame: (frame) => this.ppp?.input(frame),
         onConnected: () => {
           this.connected = true;
@@ -312,78 +242,49 @@ export class SstpServerSession {
 
   // ---------------------------------------------------------------- PPP
 
-  private startPpp(log: Logger): void {
-    if (this.ppp || this.phase !== 'sstp') return;
+  private openPpp(log: Logger): void {
+    if (this.ppp || this.phase !== 'sstp' || this.finished) return;
     const p = this.opts.ppp;
-    const ppp = new PppSession({
-      role: 'server',
+    this.startPpp({
+      ppp: p,
       send: (frame) => {
         this.call?.sendPppFrame(frame);
       },
-      clock: this.opts.clock,
       log,
-      tunnel: 'sstp',
-      peer: this.peer,
-      sessionId: this.id,
       mru: { desired: Math.min(p.mru, p.maxMru), max: p.maxMru },
       ...(p.echoIntervalMs !== undefined ? { echo: { intervalMs: p.echoIntervalMs } } : {}),
       ...(p.authTimeoutMs !== undefined ? { authTimeoutMs: p.authTimeoutMs } : {}),
-      auth: { methods: p.methods, verifier: p.verifier, serverName: p.serverName },
-      ipcp: {
-        allocator: p.allocator,
-        localAddress: p.localAddress,
-        ...(p.dns ? { dns: p.dns } : {}),
-        ...(p.nbns ? { nbns: p.nbns } : {}),
-      },
       // SSTP is encrypted by TLS: no MPPE (CCP is Protocol-Rejected).
       mppe: { policy: 'deny' },
       ...(this.opts.pppRandom ? { random: this.opts.pppRandom } : {}),
     });
-    this.ppp = ppp;
-    ppp.on('authenticated', (r) => {
-      this.user = r.username;
-      this.log.info({ user: r.username, method: r.method }, 'sstp: PPP authenticated');
-      this.call?.authenticated(r.hlak);
-    });
-    ppp.on('authFailed', (r) => {
-      this.log.info({ user: r.username, method: r.method, reason: r.reason }, 'sstp: PPP authentication failed');
-    });
-    ppp.on('up', (info) => {
-      this.pppUp = info;
-      this.maybeActivate();
-    });
-    ppp.on('down', (info) => this.onPppDown(info));
-    ppp.open();
   }
 
-  private onPppDown(info: PppDownInfo): void {
-    this.pppDown = info;
-    this.lcpWait?.cancel();
-    this.lcpWait = undefined;
-    if (info.reason === 'echo-timeout') this.opts.metrics?.keepaliveTimeout('sstp');
+  protected override onAuthenticated(r: AuthSuccess): void {
+    // The crypto binding (MS-SSTP 3.3.5.2.4) is keyed from this authentication's HLAK.
+    this.call?.authenticated(r.hlak);
+  }
+
+  protected override onPppUp(info: PppUpInfo): void {
+    this.pppUp = info;
+    this.maybeActivate();
+  }
+
+  protected override onPppDown(info: PppDownInfo): void {
     // 3.3.4 Disconnect Tunnel: PPP is over, so is the call.
     this.call?.disconnect(`PPP down: ${info.reason}${info.detail ? ` (${info.detail})` : ''}`);
   }
 
   /** IP flows only when both the crypto binding is verified and IPCP is up. */
   private maybeActivate(): void {
-    if (this.activated || !this.connected || !this.pppUp || this.phase !== 'sstp') return;
-    const v4 = this.pppUp.ipv4;
+    if (this.activated || !this.connected || !this.pppUp || this.phase !== 'sstp' || this.finished) return;
+    const up = this.pppUp;
+    const v4 = up.ipv4;
     if (!v4) {
       this.call?.disconnect('PPP up without IPv4');
       return;
     }
-    try {
-      this.path!.activate({ ipv4: v4.peerAddress, mtu: this.pppUp.mtu, pfc: this.pppUp.pfc, acfc: this.pppUp.acfc });
-    } catch (e) {
-      this.log.error({ err: e }, 'sstp: the data plane refused the session');
-      this.teardown('data plane refused the session').catch(() => undefined);
-      return;
-    }
-    this.activated = true;
-    const seconds = (this.opts.clock.now() - this.startedAt) / 1000;
-    this.opts.metrics?.sessionSetup('sstp', seconds);
-    this.log.info({ user: this.user, address: v4.peerAddress, mtu: this.pppUp.mtu, setupSeconds: seconds }, 'sstp: session up');
+    if (!this.activate(v4, () => this.path!.activate({ ipv4: v4.peerAddress, mtu: up.mtu, pfc: up.pfc, acfc: up.acfc }), { mtu: up.mtu })) return;
     this.opts.events?.onUp?.(this);
   }
 
@@ -391,19 +292,16 @@ export class SstpServerSession {
 
   private onCallClosed(end: SstpCallEnd): void {
     this.ending = end;
-    if (end.reason === 'hello-timeout') this.opts.metrics?.keepaliveTimeout('sstp');
-    this.log.info({ reason: end.reason, initiator: end.initiator, detail: end.detail, user: this.user }, 'sstp: call closed');
+    if (end.reason === 'hello-timeout') this.metrics?.keepaliveTimeout('sstp');
+    this.log.info({ reason: end.reason, initiator: end.initiator, detail: end.detail }, 'sstp: call closed');
     this.ppp?.lowerDown('lower-layer-down', `SSTP call ${end.reason}`);
-    this.finish(end);
+    this.end(end);
   }
 
-  private finish(end: SstpCallEnd | undefined): void {
-    if (this.phase === 'closed') return;
-    this.phase = 'closed';
-    this.lcpWait?.cancel();
-    this.lcpWait = undefined;
-    this.path?.close();
-    this.opts.events?.onClosed?.(this, end);
-    this.closedResolve();
+  private end(end: SstpCallEnd | undefined): void {
+    this.finish(() => {
+      this.path?.close();
+      this.opts.events?.onClosed?.(this, end);
+    });
   }
 }

@@ -92,6 +92,8 @@ export interface VerifyContext {
   tunnel: 'sstp' | 'pptp' | 'l2tp' | 'test';
   /** Peer's outer address (rate limiting, logs). */
   peer: string;
+  /** The tunnel session the exchange belongs to, when there is one (logs). */
+  sessionId?: string;
   /**
    * The method being run, filled in by the protocol instance (MS-CHAPv2 and
    * EAP-MSCHAPv2 both call {@link Verifier.msChapV2}; per-user method
