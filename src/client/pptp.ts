@@ -22,33 +22,44 @@
  *   Connecting ──PPP up, TUN ready──► Connected ──close() / server hang-up / failure──► Closing ──► Closed
  *        └──────────── failure (TCP, control, call refused, auth, MPPE, timers) ────────────────────┘
  */
-import { execFile } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
 import net from 'node:net';
-import { promisify } from 'node:util';
 import * as abi from '../../assembly/abi.js';
 import { VpnError, type ErrorCode } from '../util/errors.js';
 import { systemClock, type Clock, type Timer } from '../util/clock.js';
 import { logTransition, silentLogger, type Logger } from '../util/log.js';
 import { DataPlane, type Attachment } from '../dataplane/engine.js';
 import { native } from '../dataplane/native.js';
-import { PppSession, Phase, type MppeBits, type PppDownInfo, type PppUpInfo } from '../ppp/index.js';
+import { PppSession, type MppeBits, type PppDownInfo, type PppUpInfo } from '../ppp/index.js';
 import type { AuthFailure, AuthMethod } from '../ppp/auth/types.js';
+import { terminatePpp } from '../tunnel/session.js';
 import { CallIdAllocator } from '../pptp/callid.js';
 import { CallState, type CallClearReason, type PptpCall } from '../pptp/call.js';
 import { PPTP_TCP_PORT, StopReason } from '../pptp/codec.js';
 import { ControlState, PptpClientConnection, type ControlCloseReason } from '../pptp/control.js';
 import { IPPROTO_GRE } from '../pptp/gre.js';
 import { GRE_SOCKET_BUFFER, PPTP_MAX_MTU, PptpDataPath, type PptpPathStats } from '../pptp/datapath.js';
-import { TEARDOWN_LCP_WAIT_MS, TEARDOWN_STOP_WAIT_MS } from '../pptp/service.js';
+import { TEARDOWN_STOP_WAIT_MS } from '../pptp/service.js';
 import type { ClientOptions } from '../cli/plugins.js';
+import {
+  ClientPhase,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_TUN_NAME,
+  authError,
+  checkRoutes,
+  closeClientTun,
+  connectTcp,
+  endSocket,
+  holdTunnel,
+  openClientTun,
+  pppEndError,
+  urlHostPort,
+  type ClientTun,
+} from './common.js';
 
-const pexec = promisify(execFile);
+export { ClientPhase, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_TUN_NAME } from './common.js';
 
 // Our choices.
-/** TCP + control connection + call + PPP, all of it, before giving up. */
-export const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
-export const DEFAULT_TUN_NAME = 'vpngwc0';
 /** Methods the client accepts, in order of preference: the two that give MPPE its keys. */
 export const DEFAULT_CLIENT_METHODS: readonly AuthMethod[] = ['mschapv2', 'eap-mschapv2'];
 /** The client's own engine is small: one session, no stream rings. */
@@ -64,13 +75,6 @@ const CLIENT_RING_SLOTS: Partial<Record<abi.RingId, number>> = {
   [abi.RingId.STREAM_IN]: 0,
   [abi.RingId.STREAM_OUT]: 0,
 };
-
-export enum ClientPhase {
-  Connecting = 'Connecting',
-  Connected = 'Connected',
-  Closing = 'Closing',
-  Closed = 'Closed',
-}
 
 export interface PptpClientOptions {
   host: string;
@@ -149,12 +153,13 @@ export interface PptpClient {
 /** Map how a client attempt ended to the error the caller sees. */
 function failureOf(end: Omit<PptpClientEnd, 'initiator'>, auth: AuthFailure | undefined): VpnError {
   const { control, call, ppp } = end;
-  if (auth) return new VpnError('ERR_AUTH_REJECTED', `authentication as ${auth.username ?? '?'} refused (${auth.reason}): ${auth.message}`);
-  if (ppp?.reason === 'auth-failed') return new VpnError('ERR_AUTH_REJECTED', `authentication refused: ${ppp.detail}`);
+  const refused = authError(auth, ppp);
+  if (refused) return refused;
   if (ppp && (ppp.reason === 'mppe-required' || ppp.reason === 'mppe-unavailable' || ppp.reason === 'mppe-mismatch')) {
     return new VpnError('ERR_POLICY', `no MPPE agreement with the server: ${ppp.reason}${ppp.detail ? ` (${ppp.detail})` : ''}`);
   }
-  if (ppp && ppp.reason !== 'lower-layer-down') return new VpnError('ERR_PROTOCOL', `PPP ended before the tunnel was up: ${ppp.reason}${ppp.detail ? ` (${ppp.detail})` : ''}`);
+  const pppEnded = pppEndError(ppp);
+  if (pppEnded) return pppEnded;
   if (call === 'rejected') return new VpnError('ERR_CONNECT', 'the server refused the call (Outgoing-Call-Reply)');
   if (control === 'rejected' || control === 'version-unsupported') return new VpnError('ERR_CONNECT', `the server refused the control connection (${control})`);
   if (control === 'handshake-timeout' || call === 'reply-timeout') return new VpnError('ERR_TIMEOUT', `the server did not answer in time (${control ?? call})`);
@@ -173,28 +178,6 @@ async function resolveIpv4(host: string): Promise<string> {
   } catch (e) {
     throw new VpnError('ERR_CONNECT', `cannot resolve ${host} to an IPv4 address: ${(e as NodeJS.ErrnoException).code ?? e}`, { cause: e });
   }
-}
-
-function openTcp(o: PptpClientOptions, address: string, port: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    let socket: net.Socket;
-    try {
-      socket = o.netns !== undefined ? new net.Socket({ fd: native.tcpSocket({ netns: o.netns }) }) : new net.Socket();
-    } catch (e) {
-      reject(e);
-      return;
-    }
-    const fail = (e: Error) => {
-      socket.destroy();
-      reject(new VpnError('ERR_CONNECT', `cannot connect to ${o.host}:${port}: ${e.message}`, { cause: e }));
-    };
-    socket.once('error', fail);
-    socket.connect(port, address, () => {
-      socket.off('error', fail);
-      socket.setNoDelay(true);
-      resolve(socket);
-    });
-  });
 }
 
 /** Connect; resolves once IP flows, rejects (VpnError) when that cannot happen. */
@@ -225,7 +208,7 @@ export async function connectPptp(o: PptpClientOptions): Promise<PptpClient> {
   }
   let socket: net.Socket;
   try {
-    socket = await openTcp(o, serverIp, port);
+    socket = await connectTcp({ host: o.host, port, address: serverIp, netns: o.netns });
   } catch (e) {
     if (gre) {
       dp.detach(gre.attachment);
@@ -242,7 +225,7 @@ export async function connectPptp(o: PptpClientOptions): Promise<PptpClient> {
   let up: PppUpInfo | undefined;
   let authFailure: AuthFailure | undefined;
   const end: Omit<PptpClientEnd, 'initiator'> = { control: undefined, call: undefined, ppp: undefined };
-  let tun: { fd: number; name: string; attachment: Attachment } | undefined;
+  let tun: ClientTun | undefined;
   let lcpWait: Timer | undefined;
   let stopWait: Timer | undefined;
   let closingLocally = false;
@@ -267,11 +250,7 @@ export async function connectPptp(o: PptpClientOptions): Promise<PptpClient> {
       write: (b) => {
         if (!socket.destroyed && socket.writable) socket.write(b);
       },
-      close: () => {
-        if (socket.destroyed) return;
-        socket.end();
-        setTimeout(() => socket.destroy(), 1_000).unref();
-      },
+      close: () => endSocket(socket),
     },
     clock,
     log,
@@ -315,8 +294,7 @@ export async function connectPptp(o: PptpClientOptions): Promise<PptpClient> {
     lcpWait = stopWait = undefined;
     connectTimer.cancel();
     if (tun) {
-      dp.detach(tun.attachment);
-      native.close(tun.fd);
+      closeClientTun(dp, tun);
       tun = undefined;
     }
     path.close();
@@ -326,10 +304,7 @@ export async function connectPptp(o: PptpClientOptions): Promise<PptpClient> {
       gre = undefined;
     }
     if (ownDp) dp.close();
-    if (!socket.destroyed) {
-      socket.end();
-      setTimeout(() => socket.destroy(), 1_000).unref();
-    }
+    endSocket(socket);
   };
 
   const finish = () => {
@@ -472,38 +447,27 @@ export async function connectPptp(o: PptpClientOptions): Promise<PptpClient> {
     path.up(info, address);
     if (ownDp) dp.wasm.setDefaultSession(path.idx);
     if (!tunOpt) return;
-    const name = tunOpt.name ?? DEFAULT_TUN_NAME;
-    const ns = o.netns !== undefined ? { netns: o.netns } : {};
-    const dev = native.openTun(name, ns);
-    try {
-      native.configureInterface(dev.name, { ...ns, ipv4: address, prefixLen: 32, mtu: Math.min(info.mtu, PPTP_MAX_MTU), up: true });
-      const ipArgs = (args: string[]) => (o.netns !== undefined ? ['-n', o.netns, ...args] : args);
-      for (const prefix of [`${gateway}/32`, ...(tunOpt.routes ?? [])]) {
-        await pexec('ip', ipArgs(['route', 'replace', prefix, 'dev', dev.name]), { timeout: 10_000 });
-      }
-      const attachment = dp.attach(dev.name, dev.fd, 'tun', abi.RingId.TUN_RX, abi.RingId.TUN_TX);
-      tun = { fd: dev.fd, name: dev.name, attachment };
-      dp.wasm.setDefaultSession(path.idx);
-      log.info({ tun: dev.name, address, gateway, routes: tunOpt.routes ?? [], mtu: info.mtu }, 'pptp: TUN device up');
-    } catch (e) {
-      native.close(dev.fd);
-      throw e;
-    }
+    tun = await openClientTun(dp, {
+      protocol: 'pptp',
+      name: tunOpt.name ?? DEFAULT_TUN_NAME,
+      netns: o.netns,
+      address,
+      gateway,
+      mtu: Math.min(info.mtu, PPTP_MAX_MTU),
+      routes: tunOpt.routes ?? [],
+      session: path.idx,
+      log,
+    });
   };
 
   const closeTunnel = (reason: string): Promise<PptpClientEnd> => {
     if (phase === ClientPhase.Closed || phase === ClientPhase.Closing) return ended;
     closingLocally = true;
     setPhase(ClientPhase.Closing, reason);
-    if (ppp && ppp.phase !== Phase.Dead) {
-      ppp.close('admin', reason);
-      if ((ppp.phase as Phase) !== Phase.Dead) {
-        lcpWait = clock.setTimer(TEARDOWN_LCP_WAIT_MS, () => {
-          lcpWait = undefined;
-          hangUp();
-        });
-      }
-    } else hangUp();
+    lcpWait = terminatePpp(ppp, reason, clock, () => {
+      lcpWait = undefined;
+      hangUp();
+    });
     return ended;
   };
 
@@ -519,9 +483,8 @@ export async function connect(opts: ClientOptions): Promise<void> {
   if (opts.ca !== undefined || opts.fingerprint !== undefined) {
     throw new VpnError('ERR_USAGE', '--ca and --fingerprint do not apply to pptp:// (PPTP has no certificate; MS-CHAPv2 authenticates both sides)');
   }
-  const url = opts.url;
-  const host = url.hostname.replace(/^\[|\]$/g, '');
-  const port = url.port ? Number(url.port) : PPTP_TCP_PORT;
+  const { host, port } = urlHostPort(opts.url, PPTP_TCP_PORT);
+  checkRoutes(opts.routes);
   if (opts.signal.aborted) return;
   const client = await connectPptp({
     host,
@@ -531,22 +494,12 @@ export async function connect(opts: ClientOptions): Promise<void> {
     tun: { name: opts.tun ?? DEFAULT_TUN_NAME, routes: opts.routes ?? [] },
     log: opts.log,
   });
-  const mppe = client.mppe ? `MPPE ${client.mppe.bits}-bit ${client.mppe.stateless ? 'stateless' : 'stateful'}` : 'no MPPE';
-  opts.progress(
-    `connected: address ${client.ipv4} on ${client.tunName}, gateway ${client.gateway}, MTU ${client.mtu}, ${mppe}` +
-      `${client.dns.length ? `, DNS ${client.dns.join(' ')}` : ''}${opts.routes?.length ? `, routes ${opts.routes.join(' ')}` : ''} (Ctrl-C disconnects)`,
-  );
-  const onAbort = () => void client.close('interrupted');
-  opts.signal.addEventListener('abort', onAbort, { once: true });
-  if (opts.signal.aborted) onAbort();
-  try {
-    const end = await client.ended;
-    if (end.initiator === 'peer') {
+  await holdTunnel(opts, client, {
+    extra: `, ${client.mppe ? `MPPE ${client.mppe.bits}-bit ${client.mppe.stateless ? 'stateless' : 'stateful'}` : 'no MPPE'}`,
+    // A hang-up (LCP Terminate, Call-Disconnect-Notify) is a goodbye; a keep-alive that went unanswered a dead tunnel.
+    peerError: (end) => {
       const why = end.ppp?.reason ?? end.call ?? end.control;
-      if (why === 'echo-timeout' || why === 'lcp-timeout') throw new VpnError('ERR_PEER_CLOSED', `the tunnel went down: ${why}`);
-      opts.progress('the server disconnected');
-    }
-  } finally {
-    opts.signal.removeEventListener('abort', onAbort);
-  }
+      return why === 'echo-timeout' || why === 'lcp-timeout' ? new VpnError('ERR_PEER_CLOSED', `the tunnel went down: ${why}`) : undefined;
+    },
+  });
 }

@@ -19,20 +19,18 @@
  *   Connecting ──up──► Connected ──close() / server disconnect / failure──► Closing ──► Closed
  *        └────────────── failure (TLS, HTTP, auth, binding, timers) ───────────────────┘
  */
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import tls from 'node:tls';
-import { promisify } from 'node:util';
 import * as abi from '../../assembly/abi.js';
 import { VpnError, type ErrorCode } from '../util/errors.js';
 import { systemClock, type Clock, type Timer } from '../util/clock.js';
 import { logTransition, silentLogger, type Logger } from '../util/log.js';
-import { DataPlane, type Attachment } from '../dataplane/engine.js';
-import { native } from '../dataplane/native.js';
-import { PppSession, PPP_IPV4, Phase, type PppDownInfo, type PppUpInfo } from '../ppp/index.js';
+import { DataPlane } from '../dataplane/engine.js';
+import { PppSession, PPP_IPV4, type PppDownInfo, type PppUpInfo } from '../ppp/index.js';
 import type { AuthFailure, AuthMethod } from '../ppp/auth/types.js';
+import { terminatePpp } from '../tunnel/session.js';
 import { AttributeId, type HashProtocol, type SstpTimers } from '../sstp/constants.js';
 import { certificateHashes } from '../sstp/binding.js';
 import type { SstpCallEnd } from '../sstp/call.js';
@@ -41,15 +39,27 @@ import { dataPacketBytes } from '../sstp/codec.js';
 import { SstpHttpResponseParser, sstpHttpRequest } from '../sstp/http.js';
 import { SstpStreamPath } from '../sstp/datapath.js';
 import { parseFingerprint } from '../sstp/cert.js';
-import { SSTP_MAX_MRU, TEARDOWN_LCP_WAIT_MS } from '../sstp/server-session.js';
+import { SSTP_MAX_MRU } from '../sstp/server-session.js';
 import type { ClientOptions } from '../cli/plugins.js';
+import {
+  ClientPhase,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_TUN_NAME,
+  authError,
+  checkRoutes,
+  closeClientTun,
+  connectTcp,
+  endSocket,
+  holdTunnel,
+  openClientTun,
+  pppEndError,
+  urlHostPort,
+  type ClientTun,
+} from './common.js';
 
-const pexec = promisify(execFile);
+export { ClientPhase, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_TUN_NAME } from './common.js';
 
 // Our choices.
-/** TCP + TLS + HTTP + SSTP + PPP, all of it, before giving up. */
-export const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
-export const DEFAULT_TUN_NAME = 'vpngwc0';
 /** Methods the client accepts, in order of preference (the server picks). */
 export const DEFAULT_CLIENT_METHODS: readonly AuthMethod[] = ['eap-mschapv2', 'mschapv2', 'chap-md5', 'pap'];
 /** The client's own engine is small: one session, short rings. */
@@ -63,13 +73,6 @@ const CLIENT_RING_SLOTS: Partial<Record<abi.RingId, number>> = {
   [abi.RingId.STREAM_IN]: 64,
   [abi.RingId.STREAM_OUT]: 64,
 };
-
-export enum ClientPhase {
-  Connecting = 'Connecting',
-  Connected = 'Connected',
-  Closing = 'Closing',
-  Closed = 'Closed',
-}
 
 export interface SstpClientOptions {
   host: string;
@@ -133,7 +136,7 @@ function isIpLiteral(h: string): boolean {
 }
 
 /** Open the TLS connection and check the server certificate; resolves to the socket. */
-function openTls(o: SstpClientOptions, log: Logger): Promise<tls.TLSSocket> {
+async function openTls(o: SstpClientOptions, log: Logger): Promise<tls.TLSSocket> {
   const port = o.port ?? 443;
   const pin = o.fingerprint !== undefined ? parseFingerprint(o.fingerprint) : undefined;
   if (o.fingerprint !== undefined && !pin) throw new VpnError('ERR_USAGE', `--fingerprint ${o.fingerprint} is not a SHA-256 fingerprint (64 hex digits)`);
@@ -141,65 +144,50 @@ function openTls(o: SstpClientOptions, log: Logger): Promise<tls.TLSSocket> {
     throw new VpnError('ERR_USAGE', 'refusing to connect without a way to verify the server certificate: give a CA file (--ca) or its SHA-256 fingerprint (--fingerprint)');
   }
   const serverName = o.serverName ?? (isIpLiteral(o.host) ? undefined : o.host);
+  const raw = await connectTcp({ host: o.host, port, netns: o.netns });
   return new Promise((resolve, reject) => {
-    let raw: net.Socket;
-    try {
-      raw = o.netns !== undefined ? new net.Socket({ fd: native.tcpSocket({ netns: o.netns }) }) : new net.Socket();
-    } catch (e) {
-      reject(e);
-      return;
-    }
-    const fail = (e: unknown) => {
-      raw.destroy();
-      reject(e instanceof VpnError ? e : new VpnError('ERR_CONNECT', `cannot connect to ${o.host}:${port}: ${(e as Error).message}`, { cause: e }));
+    const socket = tls.connect({
+      socket: raw,
+      minVersion: 'TLSv1.2',
+      ...(serverName ? { servername: serverName } : {}),
+      // With a pin the fingerprint is the whole check; with a CA the chain and the name are.
+      rejectUnauthorized: !pin,
+      ...(o.ca !== undefined && !pin ? { ca: o.ca } : {}),
+      ...(!pin && !serverName ? { checkServerIdentity: (_h: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(o.host, cert) } : {}),
+    });
+    const onError = (e: Error) => {
+      socket.destroy();
+      reject(new VpnError('ERR_TLS', `TLS with ${o.host}:${port} failed: ${e.message}`, { cause: e }));
     };
-    raw.once('error', fail);
-    raw.connect(port, o.host, () => {
-      raw.off('error', fail);
-      // The tunnel carries interactive traffic and the inner TCP's own ACKs: no Nagle delay on top.
-      raw.setNoDelay(true);
-      const socket = tls.connect({
-        socket: raw,
-        minVersion: 'TLSv1.2',
-        ...(serverName ? { servername: serverName } : {}),
-        // With a pin the fingerprint is the whole check; with a CA the chain and the name are.
-        rejectUnauthorized: !pin,
-        ...(o.ca !== undefined && !pin ? { ca: o.ca } : {}),
-        ...(!pin && !serverName ? { checkServerIdentity: (_h: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(o.host, cert) } : {}),
-      });
-      const onError = (e: Error) => {
+    socket.once('error', onError);
+    socket.once('secureConnect', () => {
+      socket.off('error', onError);
+      const cert = socket.getPeerCertificate();
+      if (!cert?.raw) {
         socket.destroy();
-        reject(new VpnError('ERR_TLS', `TLS with ${o.host}:${port} failed: ${e.message}`, { cause: e }));
-      };
-      socket.once('error', onError);
-      socket.once('secureConnect', () => {
-        socket.off('error', onError);
-        const cert = socket.getPeerCertificate();
-        if (!cert?.raw) {
-          socket.destroy();
-          reject(new VpnError('ERR_TLS', 'the server presented no certificate'));
-          return;
-        }
-        if (pin && cert.fingerprint256 !== pin) {
-          socket.destroy();
-          reject(new VpnError('ERR_TLS', `the server certificate's SHA-256 fingerprint ${cert.fingerprint256} is not the pinned ${pin}`));
-          return;
-        }
-        log.info({ subject: cert.subject?.CN, fingerprint256: cert.fingerprint256, protocol: socket.getProtocol() }, 'sstp: TLS established, server certificate verified');
-        resolve(socket);
-      });
+        reject(new VpnError('ERR_TLS', 'the server presented no certificate'));
+        return;
+      }
+      if (pin && cert.fingerprint256 !== pin) {
+        socket.destroy();
+        reject(new VpnError('ERR_TLS', `the server certificate's SHA-256 fingerprint ${cert.fingerprint256} is not the pinned ${pin}`));
+        return;
+      }
+      log.info({ subject: cert.subject?.CN, fingerprint256: cert.fingerprint256, protocol: socket.getProtocol() }, 'sstp: TLS established, server certificate verified');
+      resolve(socket);
     });
   });
 }
 
 /** Map how a client attempt ended to the error the caller sees. */
 function failureOf(call: SstpCallEnd | undefined, ppp: PppDownInfo | undefined, auth: AuthFailure | undefined): VpnError {
-  if (auth) return new VpnError('ERR_AUTH_REJECTED', `authentication as ${auth.username ?? '?'} refused (${auth.reason}): ${auth.message}`);
-  if (ppp?.reason === 'auth-failed') return new VpnError('ERR_AUTH_REJECTED', `authentication refused: ${ppp.detail}`);
+  const refused = authError(auth, ppp);
+  if (refused) return refused;
   if (call?.reason === 'aborted' && call.status?.attribId === AttributeId.CryptoBinding) {
     return new VpnError('ERR_CRYPTO_BINDING', `the server aborted the call: crypto binding refused (${call.detail})`);
   }
-  if (ppp && ppp.reason !== 'lower-layer-down') return new VpnError('ERR_PROTOCOL', `PPP ended before the tunnel was up: ${ppp.reason}${ppp.detail ? ` (${ppp.detail})` : ''}`);
+  const pppEnded = pppEndError(ppp);
+  if (pppEnded) return pppEnded;
   if (call) {
     const code: ErrorCode = call.reason === 'transport-closed' ? 'ERR_PEER_CLOSED' : 'ERR_PROTOCOL';
     return new VpnError(code, `SSTP call ended before the tunnel was up: ${call.reason} (${call.detail})`);
@@ -230,7 +218,7 @@ export async function connectSstp(o: SstpClientOptions): Promise<SstpClient> {
   let connected = false;
   let authFailure: AuthFailure | undefined;
   let pppDown: PppDownInfo | undefined;
-  let tun: { fd: number; name: string; attachment: Attachment } | undefined;
+  let tun: ClientTun | undefined;
   let lcpWait: Timer | undefined;
   let closingLocally = false;
   let endResolve!: (e: SstpClientEnd) => void;
@@ -261,16 +249,12 @@ export async function connectSstp(o: SstpClientOptions): Promise<SstpClient> {
     lcpWait?.cancel();
     connectTimer.cancel();
     if (tun) {
-      dp.detach(tun.attachment);
-      native.close(tun.fd);
+      closeClientTun(dp, tun);
       tun = undefined;
     }
     path.close();
     if (ownDp) dp.close();
-    if (!socket.destroyed) {
-      socket.end();
-      setTimeout(() => socket.destroy(), 1_000).unref();
-    }
+    endSocket(socket);
   };
 
   const finish = (callEnd: SstpCallEnd | undefined) => {
@@ -384,34 +368,25 @@ export async function connectSstp(o: SstpClientOptions): Promise<SstpClient> {
   const bringUp = async (address: string, gateway: string, info: PppUpInfo) => {
     path.activate({ ipv4: address, mtu: info.mtu, pfc: info.pfc, acfc: info.acfc });
     if (!tunOpt) return;
-    const name = tunOpt.name ?? DEFAULT_TUN_NAME;
-    const ns = o.netns !== undefined ? { netns: o.netns } : {};
-    const dev = native.openTun(name, ns);
-    try {
-      native.configureInterface(dev.name, { ...ns, ipv4: address, prefixLen: 32, mtu: info.mtu, up: true });
-      const ipArgs = (args: string[]) => (o.netns !== undefined ? ['-n', o.netns, ...args] : args);
-      for (const prefix of [`${gateway}/32`, ...(tunOpt.routes ?? [])]) {
-        await pexec('ip', ipArgs(['route', 'replace', prefix, 'dev', dev.name]), { timeout: 10_000 });
-      }
-      const attachment = dp.attach(dev.name, dev.fd, 'tun', abi.RingId.TUN_RX, abi.RingId.TUN_TX);
-      tun = { fd: dev.fd, name: dev.name, attachment };
-      dp.wasm.setDefaultSession(path.idx);
-      log.info({ tun: dev.name, address, gateway, routes: tunOpt.routes ?? [], mtu: info.mtu }, 'sstp: TUN device up');
-    } catch (e) {
-      native.close(dev.fd);
-      throw e;
-    }
+    tun = await openClientTun(dp, {
+      protocol: 'sstp',
+      name: tunOpt.name ?? DEFAULT_TUN_NAME,
+      netns: o.netns,
+      address,
+      gateway,
+      mtu: info.mtu,
+      routes: tunOpt.routes ?? [],
+      session: path.idx,
+      log,
+    });
   };
 
   const closeTunnel = (reason: string): Promise<SstpClientEnd> => {
     if (phase === ClientPhase.Closed || phase === ClientPhase.Closing) return ended;
     closingLocally = true;
     setPhase(ClientPhase.Closing, reason);
-    if (ppp && ppp.phase !== Phase.Dead) {
-      ppp.close('admin', reason);
-      if ((ppp.phase as Phase) !== Phase.Dead) lcpWait = clock.setTimer(TEARDOWN_LCP_WAIT_MS, () => call?.disconnect(reason));
-    } else if (call) call.disconnect(reason);
-    else finish(undefined);
+    // Before the call exists there is nobody to tell.
+    lcpWait = terminatePpp(ppp, reason, clock, () => (call ? call.disconnect(reason) : finish(undefined)));
     return ended;
   };
 
@@ -482,9 +457,7 @@ export async function connectSstp(o: SstpClientOptions): Promise<SstpClient> {
 
 /** `vpngw connect sstp://user@host[:port]` (found by src/cli/plugins.ts). */
 export async function connect(opts: ClientOptions): Promise<void> {
-  const url = opts.url;
-  const host = url.hostname.replace(/^\[|\]$/g, '');
-  const port = url.port ? Number(url.port) : 443;
+  const { host, port } = urlHostPort(opts.url, 443);
   let ca: Buffer | undefined;
   if (opts.ca !== undefined) {
     try {
@@ -493,11 +466,7 @@ export async function connect(opts: ClientOptions): Promise<void> {
       throw new VpnError('ERR_USAGE', `cannot read --ca ${opts.ca}: ${(e as NodeJS.ErrnoException).code ?? e}`);
     }
   }
-  for (const r of opts.routes ?? []) {
-    // An IPv4 prefix; `ip route` gets nothing else from us.
-    const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(r);
-    if (!m || m.slice(1, 5).some((o) => Number(o) > 255) || Number(m[5]) > 32) throw new VpnError('ERR_USAGE', `--route ${r} is not an IPv4 prefix like 10.0.0.0/8`);
-  }
+  checkRoutes(opts.routes);
   if (opts.signal.aborted) return;
   const client = await connectSstp({
     host,
@@ -509,20 +478,9 @@ export async function connect(opts: ClientOptions): Promise<void> {
     tun: { name: opts.tun ?? DEFAULT_TUN_NAME, routes: opts.routes ?? [] },
     log: opts.log,
   });
-  opts.progress(
-    `connected: address ${client.ipv4} on ${client.tunName}, gateway ${client.gateway}, MTU ${client.mtu}` +
-      `${client.dns.length ? `, DNS ${client.dns.join(' ')}` : ''}${opts.routes?.length ? `, routes ${opts.routes.join(' ')}` : ''} (Ctrl-C disconnects)`,
-  );
-  const onAbort = () => void client.close('interrupted');
-  opts.signal.addEventListener('abort', onAbort, { once: true });
-  if (opts.signal.aborted) onAbort();
-  try {
-    const end = await client.ended;
-    if (end.initiator === 'peer' && end.call && end.call.reason !== 'disconnected') {
-      throw new VpnError('ERR_PEER_CLOSED', `the tunnel went down: ${end.call.reason} (${end.call.detail})`);
-    }
-    if (end.initiator === 'peer') opts.progress('the server disconnected');
-  } finally {
-    opts.signal.removeEventListener('abort', onAbort);
-  }
+  await holdTunnel(opts, client, {
+    // A server's Call Disconnect is a goodbye; anything else (Hello timeout, abort) a dead tunnel.
+    peerError: (end) =>
+      end.call && end.call.reason !== 'disconnected' ? new VpnError('ERR_PEER_CLOSED', `the tunnel went down: ${end.call.reason} (${end.call.detail})`) : undefined,
+  });
 }
