@@ -74,6 +74,7 @@ export const DEFAULT_AUTH: Readonly<Record<Protocol, readonly AuthMethod[]>> = {
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export const SSTP_HASHES = ['sha256', 'sha1'] as const;
+export const SSTP_TLS_VERSIONS = ['TLSv1.2', 'TLSv1.3'] as const;
 export const MPPE_STRENGTHS = [128, 56, 40] as const;
 
 /** Config name of each ring -> data-plane ring id. */
@@ -265,7 +266,12 @@ const mppeSchema = section({
     z.union([z.literal(128), z.literal(56), z.literal(40)], expecting('one of 128, 56, 40')),
     'a list of key strengths (128, 56, 40)',
   ).default([128]),
-  /** RFC 3078 stateless mode (key change every packet); allowed if the client asks. */
+  /**
+   * RFC 3078 stateless mode (key change every packet). true: the gateway asks
+   * for stateless and a client that wants stateful gets it by Nak'ing (what
+   * Windows and pppd expect); false: stateful only (plain pppd refuses to
+   * connect; pppd with `mppe-stateful` does).
+   */
   stateless: bool().default(true),
 });
 
@@ -290,6 +296,12 @@ const sstpSchema = section({
   negotiationTimeout: duration(1_000, 600_000).default(60_000),
   /** Expect a PROXY protocol v2 header (behind an L4 load balancer). */
   proxyProtocol: bool().default(false),
+  /**
+   * Highest TLS version offered (the lowest is always TLS 1.2). TLS 1.3 by
+   * default; 'TLSv1.2' works around clients that race the server's first
+   * bytes after a TLS 1.3 handshake (sstpc 1.0.x on a fast link, see README).
+   */
+  tlsMaxVersion: oneOf(SSTP_TLS_VERSIONS).default('TLSv1.3'),
 });
 
 const pptpSchema = section({

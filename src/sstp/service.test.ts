@@ -36,7 +36,7 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function start(limits = '') {
+async function start(limits = '', sstp = '') {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'vpngw-sstp-svc-'));
   writeFileSync(path.join(dir, 'users.yaml'), 'users:\n  alice: {password: pw-alice}\n  bob: {password: pw-bob}\n');
   const port = await freePort();
@@ -44,7 +44,7 @@ async function start(limits = '') {
     `stateDir: state
 dataplane: {workers: 1, maxSessionsPerWorker: 8}
 users: {file: users.yaml, demoUser: false}
-sstp: {listen: 127.0.0.1, port: ${port}}
+sstp: {listen: 127.0.0.1, port: ${port}${sstp}}
 admin: {enabled: false}
 limits: {${limits}}
 `,
@@ -144,6 +144,25 @@ describe('SstpService on loopback', () => {
     expect(err.message).not.toBe('connected');
     await new Promise((r) => setTimeout(r, 50));
     expect(await t.metrics.text()).toMatch(/^vpngw_tls_handshake_failures_total\{reason="protocol_version"\} 1$/m);
+  });
+
+  it('sstp.tlsMaxVersion bounds the version offered: TLS 1.3 by default, TLS 1.2 when set', async () => {
+    const version = (port: number) =>
+      new Promise<string | null>((resolve, reject) => {
+        const s = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, maxVersion: 'TLSv1.3' });
+        s.once('error', reject);
+        s.once('secureConnect', () => {
+          resolve(s.getProtocol());
+          s.destroy();
+        });
+      });
+    expect(await version((await start()).port)).toBe('TLSv1.3');
+    const t = await start('', ', tlsMaxVersion: TLSv1.2');
+    expect(await version(t.port)).toBe('TLSv1.2');
+    // A whole tunnel still comes up over TLS 1.2.
+    const c = await t.client();
+    expect(t.gateway.sessions.list().filter((s) => s.state === 'up')).toHaveLength(1);
+    await c.close();
   });
 
   it('graceful stop: connected clients get the protocol teardown (LCP Terminate, Call Disconnect)', async () => {

@@ -131,6 +131,7 @@ export class SstpService extends TunnelService<SstpServerSession> {
       cert: this.cert!.certPem,
       key: this.cert!.keyPem,
       minVersion: 'TLSv1.2',
+      maxVersion: cfg.sstp.tlsMaxVersion,
       handshakeTimeout: cfg.limits.handshakeTimeout,
       // The tunnel carries interactive traffic and the inner TCP's own ACKs: no Nagle delay on top.
       noDelay: true,
