@@ -6,6 +6,7 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execFile } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -123,9 +124,16 @@ describe.skipIf(!facility.ok)('raw IP sockets across a veth pair', () => {
           expect(Array.from(g.data.subarray(ihl))).toEqual(Array.from(payloads[i]!));
         });
         expect(B.rx.counter(abi.R_IO_ERRORS)).toBe(0n);
+        // The threads are named for top -H / perf, and account their own CPU time (the bench's pps per core).
+        const names = readdirSync('/proc/self/task').map((t) => readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim());
+        expect(names.filter((n) => n === 'vpngw-io-sock').length).toBeGreaterThanOrEqual(2);
+        const cpu = native.ioCpuSeconds(hB);
+        expect(cpu).toBeGreaterThan(0);
+        expect(cpu).toBeLessThan(process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6);
       } finally {
         native.ioStop(hA);
         native.ioStop(hB);
+        expect(native.ioCpuSeconds(hB)).toBeNaN();
         native.close(fdA);
         native.close(fdB);
       }

@@ -135,5 +135,6 @@ NAPI_MODULE_INIT() {
   EXPORT("ioStart", io_start);
   EXPORT("ioKick", io_kick);
   EXPORT("ioStop", io_stop);
+  EXPORT("ioCpuSeconds", io_cpu_seconds);
   return exports;
 }

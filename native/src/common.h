@@ -37,5 +37,6 @@ napi_value steer_gre_filter(napi_env env, napi_callback_info info);
 napi_value io_start(napi_env env, napi_callback_info info);
 napi_value io_kick(napi_env env, napi_callback_info info);
 napi_value io_stop(napi_env env, napi_callback_info info);
+napi_value io_cpu_seconds(napi_env env, napi_callback_info info);
 
 #endif

@@ -68,6 +68,7 @@ interface RawAddon {
   ioStart(memory: Uint8Array, opts: IoOptions, onWake: () => void): IoHandle;
   ioKick(h: IoHandle): void;
   ioStop(h: IoHandle): void;
+  ioCpuSeconds(h: IoHandle): number;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -132,6 +133,8 @@ export const native = {
   ioStart: (memory: Uint8Array, opts: IoOptions, onWake: () => void) => wrap(() => load().ioStart(memory, opts, onWake)),
   ioKick: (h: IoHandle) => load().ioKick(h),
   ioStop: (h: IoHandle) => wrap(() => load().ioStop(h)),
+  /** CPU seconds (user + system) the I/O thread has used; NaN once stopped. */
+  ioCpuSeconds: (h: IoHandle) => load().ioCpuSeconds(h),
 };
 
 /** Is the addon loadable (built for this Node)? */
