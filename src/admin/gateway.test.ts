@@ -212,7 +212,7 @@ describe('Gateway life', () => {
     const pool = gw.ctx.pool('default')!;
     gw.reload(parseConfig('dataplane: {prefixLength: 22}\npools: {default: {ranges: ["198.18.128.0/24", "198.18.129.0/24"]}}'));
     expect(s.events).toContain('reload');
-    expect(gw.metricsSource.pools()).toEqual([{ pool: 'default', size: 253 + 254, used: 0 }]);
+    expect(gw.metricsSource.pools()).toEqual([{ pool: 'default', size: 253 + 254, used: 0, failures: { exhausted: 0, conflict: 0, invalid: 0 } }]);
     expect(gw.ctx.pool('default')).toBe(pool);
   });
 });

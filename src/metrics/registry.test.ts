@@ -56,6 +56,7 @@ const FAMILIES: [string, string, string[]][] = [
   ['vpngw_tls_handshake_failures_total', 'counter', ['reason']],
   ['vpngw_pool_addresses', 'gauge', ['pool']],
   ['vpngw_pool_addresses_used', 'gauge', ['pool']],
+  ['vpngw_pool_allocation_failures_total', 'counter', ['pool', 'reason']],
   ['vpngw_keepalive_timeouts_total', 'counter', ['protocol']],
 ];
 
@@ -77,7 +78,7 @@ function fakeSource(): MetricsSource & { snap: DataplaneSnapshot } {
       { protocol: 'sstp', state: 'up', count: 7 },
       { protocol: 'pptp', state: 'authenticating', count: 1 },
     ],
-    pools: () => [{ pool: 'default', size: 253, used: 8 }],
+    pools: () => [{ pool: 'default', size: 253, used: 8, failures: { exhausted: 4, conflict: 1, invalid: 0 } }],
     dataplane: () => snap,
   };
 }
@@ -143,6 +144,8 @@ describe('GatewayMetrics', () => {
     expect(p.value('vpngw_ring_capacity_slots', { worker: '1', ring: 'ctrl' })).toBe(256);
     expect(p.value('vpngw_pool_addresses', { pool: 'default' })).toBe(253);
     expect(p.value('vpngw_pool_addresses_used', { pool: 'default' })).toBe(8);
+    expect(p.value('vpngw_pool_allocation_failures_total', { pool: 'default', reason: 'exhausted' })).toBe(4);
+    expect(p.value('vpngw_pool_allocation_failures_total', { pool: 'default', reason: 'conflict' })).toBe(1);
 
     // Counters mirror the source: a second scrape shows the new totals, not a sum of scrapes.
     src.snap.drops.ring_full = 10n;

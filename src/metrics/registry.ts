@@ -56,6 +56,8 @@ export interface PoolUsage {
   size: number;
   /** Addresses leased now. */
   used: number;
+  /** Refused allocations since start, by reason (exhausted, conflict, invalid). */
+  failures?: Readonly<Record<string, number>>;
 }
 
 export interface SessionCount {
@@ -99,6 +101,9 @@ export interface MetricsOptions {
 export const NONCONVENTIONAL_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'] as const;
 
 const num = (v: bigint | number): number => (typeof v === 'bigint' ? Number(v) : v);
+
+/** The events a protocol server reports (a worker thread forwards them to main's GatewayMetrics). */
+export type TunnelMetrics = Pick<GatewayMetrics, 'authResult' | 'sessionSetup' | 'tlsHandshakeFailure' | 'keepaliveTimeout'>;
 
 export class GatewayMetrics {
   readonly registry = new Registry();
@@ -218,6 +223,17 @@ export class GatewayMetrics {
       });
     poolGauge(`${METRIC_PREFIX}pool_addresses`, 'Addresses an address pool can hand out.', (p) => p.size);
     poolGauge(`${METRIC_PREFIX}pool_addresses_used`, 'Addresses of a pool leased to sessions now.', (p) => p.used);
+    new Counter({
+      name: `${METRIC_PREFIX}pool_allocation_failures_total`,
+      help: 'Address requests a pool refused, by reason: exhausted (no free address), conflict (static address in use), invalid.',
+      labelNames: ['pool', 'reason'],
+      registers,
+      collect() {
+        // The pools count; a scrape copies their totals.
+        this.reset();
+        for (const p of self.source.pools()) for (const [reason, n] of Object.entries(p.failures ?? {})) this.inc({ pool: p.pool, reason }, n);
+      },
+    });
 
     this.keepaliveTimeouts = new Counter({
       name: `${METRIC_PREFIX}keepalive_timeouts_total`,

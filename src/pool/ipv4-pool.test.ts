@@ -108,6 +108,11 @@ describe('Ipv4Pool', () => {
     expect(pool.used).toBe(2);
     a.release();
     expect(mustLease(pool, 4).address).toBe('198.18.0.1');
+    // Refusals are counted by reason (the pool metric); successes are not.
+    expect(pool.allocate(req(5))).toMatchObject({ ok: false, reason: 'exhausted' });
+    expect(pool.allocate(req(6, '198.18.0.1'))).toMatchObject({ ok: false, reason: 'conflict' });
+    expect(pool.allocate(req(7, 'nonsense'))).toMatchObject({ ok: false, reason: 'invalid' });
+    expect(pool.failures).toEqual({ exhausted: 2, conflict: 1, invalid: 1 });
   });
 
   it('honours a free static address inside the pool and skips it for dynamic allocation', () => {

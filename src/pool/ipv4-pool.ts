@@ -21,7 +21,7 @@
  * released (never handed out again meanwhile). Growing is the normal case.
  */
 import { ConfigError, type ConfigIssue } from '../util/errors.js';
-import type { AddressAllocator, AllocationRequest, AllocationResult, Lease } from './types.js';
+import type { AddressAllocator, AllocationFailureReason, AllocationRequest, AllocationResult, Lease } from './types.js';
 import { formatIpv4, normalize, parseIpv4, parsePoolEntry, type Ipv4Interval } from './ipv4.js';
 
 // Our choices.
@@ -108,6 +108,7 @@ export class Ipv4Pool implements AddressAllocator {
   /** Lowest bitmap word that may contain a free bit. */
   private hint = 0;
   private inPoolCount = 0;
+  private readonly failed: Record<AllocationFailureReason, number> = { exhausted: 0, conflict: 0, invalid: 0 };
   /** Every live lease, by address (u32). */
   private readonly holders = new Map<number, Holder>();
 
@@ -176,7 +177,18 @@ export class Ipv4Pool implements AddressAllocator {
     return a !== undefined && this.indexOf(a) >= 0;
   }
 
+  /** Refused allocations since start, by reason (the metric vpngw_pool_allocation_failures_total). */
+  get failures(): Readonly<Record<AllocationFailureReason, number>> {
+    return this.failed;
+  }
+
   allocate(req: AllocationRequest): AllocationResult {
+    const r = this.tryAllocate(req);
+    if (!r.ok) this.failed[r.reason]++;
+    return r;
+  }
+
+  private tryAllocate(req: AllocationRequest): AllocationResult {
     if (req.staticIpv4 !== undefined) return this.allocateStatic(req, req.staticIpv4);
     const index = this.lowestFree();
     if (index < 0) {

@@ -20,8 +20,12 @@ export interface AllocationRequest {
 
 export type AllocationResult =
   | { ok: true; lease: Lease }
-  | { ok: false; reason: 'exhausted' | 'conflict' | 'invalid'; message: string };
+  | { ok: false; reason: AllocationFailureReason; message: string };
 
 export interface AddressAllocator {
   allocate(req: AllocationRequest): AllocationResult;
 }
+
+/** Why an allocation was refused: no free address, a static address already held (or the gateway's), a bad static address. */
+export const ALLOCATION_FAILURE_REASONS = ['exhausted', 'conflict', 'invalid'] as const;
+export type AllocationFailureReason = (typeof ALLOCATION_FAILURE_REASONS)[number];
