@@ -22,8 +22,7 @@ import type { AddressAllocator } from '../pool/types.js';
 import type { DataPlane } from '../dataplane/engine.js';
 import { Ipv4Pool } from '../pool/ipv4-pool.js';
 import type { Config, Protocol } from '../config/schema.js';
-import type { DataplaneSnapshot, GatewayMetrics, MetricsSource, PoolUsage, SessionCount, TunnelMetrics } from '../metrics/registry.js';
-import type { AddressSteering } from '../tunnel/session.js';
+import type { DataplaneSnapshot, GatewayMetrics, MetricsSource, PoolUsage, SessionCount } from '../metrics/registry.js';
 import type { GatewayControl, ManagedSession, SessionInfo } from './types.js';
 
 /** Everything a protocol server gets from the gateway. */
@@ -32,8 +31,7 @@ export interface ServerContext {
   config(): Readonly<Config>;
   log: Logger;
   clock: Clock;
-  /** Set-up, authentication, TLS and keepalive events (main's GatewayMetrics, or a worker's forwarder). */
-  metrics: TunnelMetrics;
+  metrics: GatewayMetrics;
   sessions: SessionRegistry;
   /** Address pool by name (the protocol section's `pool`). */
   pool(name: string): AddressAllocator | undefined;
@@ -41,8 +39,6 @@ export interface ServerContext {
   verifier: Verifier | undefined;
   /** The data-plane engines, one per worker (empty while there is none). */
   dataplanes(): readonly DataPlane[];
-  /** Downlink steering of inner addresses to this worker (multi-worker data plane; absent in-process). */
-  steering?: AddressSteering;
   /** Tell the operator something once (stderr of `vpngw serve`, e.g. a certificate fingerprint); absent when embedded. */
   progress?(message: string): void;
 }
