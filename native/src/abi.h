@@ -1,6 +1,6 @@
 /*
  * Ring and slot geometry shared with the WASM data plane. Mirrors
- * assembly/abi.ts (the source of truth); test/abi-native.test.ts checks that
+ * assembly/abi.ts (the source of truth); test/native.e2e.test.ts checks that
  * the two agree through vpngw_native.abi().
  */
 #ifndef VPNGW_ABI_H
