@@ -76,7 +76,7 @@ export function planReload(running: Readonly<Config>, next: Readonly<Config>): R
       pools[name] = old;
       needsRestart.push({ path: `pools.${name}`, reason: 'pool removed (its addresses may be leased)' });
     } else if (!equal(old, now)) {
-      const grows = coveredBy(poolIntervals(running, old), poolIntervals(running, now)) && old.ipv6Prefix === now.ipv6Prefix;
+      const grows = coveredBy(poolIntervals(running, old), poolIntervals(running, now));
       if (grows) applied.push(`pools.${name}`);
       else {
         pools[name] = old;

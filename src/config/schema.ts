@@ -231,11 +231,9 @@ const poolSchema = section({
     }),
     'a list of CIDR blocks or first-last ranges',
   ),
-  /** Optional IPv6 prefix delegated per session (/64 interface identifiers via IPV6CP). */
-  ipv6Prefix: z
-    .string(expecting('an IPv6 prefix like fd00:18::/64'))
-    .refine((s) => z.cidrv6().safeParse(s).success, expecting('an IPv6 prefix like fd00:18::/64'))
-    .optional(),
+  // No IPv6 prefix: IPV6CP gives each session its link-local address only
+  // (interface identifiers); global IPv6 per session (RA / DHCPv6-PD) is not
+  // implemented, so a key for it would be a promise the gateway does not keep.
 });
 
 const poolNameRe = /^[A-Za-z0-9_-]{1,32}$/;
