@@ -1,71 +1,45 @@
 /**
- * The real processes, as an operator runs them (root): `vpngw serve` in
- * namespace A on a fresh state directory (generated certificate, demo user
- * with a generated password), `vpngw connect sstp://demo@A` in namespace B
- * with the printed fingerprint and password (VPNGW_PASSWORD), ping through
- * the tunnel, then SIGTERM to both: both exit 0, the session is gone.
+ * README's first command, as an operator runs it (root): package.json's
+ * `start` script (`vpngw serve` on the embedded default configuration, no
+ * config file) in namespace A, on a fresh /var/lib/vpngw (a tmpfs over /var/lib
+ * in a private mount namespace of that process only): it generates the
+ * certificate and the demo user with a printed password, runs SSTP on port
+ * 443, the TUN device vpngw0 with 198.18.128.1/24 and the admin API on
+ * 127.0.0.1:9477. Then `vpngw connect sstp://demo@A` in namespace B with the
+ * printed fingerprint and password (VPNGW_PASSWORD), ping through the tunnel,
+ * the admin API lists the session, SIGTERM to both: both exit 0.
  *
- * The compiled CLI is built into a temporary directory (symlinks to
- * node_modules, native/ and build/), so the repository's dist/ is untouched.
+ * The compiled CLI is built into a temporary directory (test/lib/vpngw-cli.ts),
+ * so the repository's dist/ is untouched.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { execFile, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { NetLab, netnsSupport, reportSkip, uniqueIfName, type Netns, type Subnet } from './lib/netns.js';
-import { waitUntil } from './lib/sstp-lab.js';
-
-const pexec = promisify(execFile);
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+import { REPO, buildCli, cliBuildMissing, track, waitUntil, type CliBuild, type Proc } from './lib/vpngw-cli.js';
 
 const facility = await netnsSupport();
-const missing = !existsSync(path.join(repo, 'native/build/Release/vpngw_native.node'))
-  ? 'native addon not built'
-  : !existsSync(path.join(repo, 'build/vpngw.wasm'))
-    ? 'WASM module not built'
-    : '';
+const missing = cliBuildMissing();
 const f = facility.ok && missing ? { ok: false, reason: missing } : facility;
-reportSkip('SSTP vpngw serve / vpngw connect processes', f);
+reportSkip('SSTP: npm start (embedded default) / vpngw connect processes', f);
 
-interface Proc {
-  child: ChildProcess;
-  out: string;
-  err: string;
-  exit: { code: number | null; signal: string | null } | undefined;
-}
+/** package.json's start script, which this test runs as README's `npm start` does. */
+const START = (JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.start!;
 
-function track(child: ChildProcess): Proc {
-  const p: Proc = { child, out: '', err: '', exit: undefined };
-  child.stdout?.on('data', (d: Buffer) => (p.out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (p.err += d.toString()));
-  child.on('exit', (code, signal) => (p.exit = { code, signal }));
-  return p;
-}
-
-describe.skipIf(!f.ok)('vpngw serve and vpngw connect sstp:// as processes', () => {
+describe.skipIf(!f.ok)('npm start (vpngw serve on the embedded default) and vpngw connect sstp:// as processes', () => {
   let lab: NetLab;
   let a: Netns;
   let b: Netns;
   let link: Subnet;
-  let tmp: string;
+  let cli: CliBuild;
   const procs: Proc[] = [];
 
   beforeAll(async () => {
-    tmp = mkdtempSync(path.join(os.tmpdir(), 'vpngw-sstp-cli-'));
-    for (const d of ['node_modules', 'native', 'build']) symlinkSync(path.join(repo, d), path.join(tmp, d));
-    copyFileSync(path.join(repo, 'package.json'), path.join(tmp, 'package.json'));
-    mkdirSync(path.join(tmp, 'bin'));
-    copyFileSync(path.join(repo, 'bin/vpngw.js'), path.join(tmp, 'bin/vpngw.js'));
-    await pexec(process.execPath, [path.join(repo, 'node_modules/typescript/bin/tsc'), '-p', path.join(repo, 'tsconfig.build.json'), '--outDir', path.join(tmp, 'dist')], {
-      timeout: 170_000,
-    }).catch(() => undefined);
-    expect(existsSync(path.join(tmp, 'dist/src/cli/main.js'))).toBe(true);
+    cli = await buildCli();
     lab = new NetLab();
     a = await lab.netns('cli-srv');
     b = await lab.netns('cli-cli');
+    // The default pool is 198.18.128.0/24: the link must be elsewhere.
     do link = await lab.subnet();
     while (link.network === '198.18.128.0');
     await lab.veth(a, b, { aAddr: link.cidr(1), bAddr: link.cidr(2) });
@@ -73,22 +47,19 @@ describe.skipIf(!f.ok)('vpngw serve and vpngw connect sstp:// as processes', () 
 
   afterAll(async () => {
     await lab?.cleanup();
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
+    cli?.remove();
   });
 
-  it('serve on a fresh state dir, connect with the printed fingerprint and demo password, ping, SIGTERM both: exit 0', async () => {
-    const tun = uniqueIfName('tsv');
-    const cfg = path.join(tmp, 'vpngw.yaml');
-    writeFileSync(
-      cfg,
-      `stateDir: state
-dataplane: {workers: 1, maxSessionsPerWorker: 64, tun: {name: ${tun}, mtu: 1400}}
-sstp: {listen: ${link.host(1)}, port: 443}
-admin: {enabled: true, port: 9477}
-log: {level: info}
-`,
+  it('npm start on a fresh state dir, connect with the printed fingerprint and demo password, ping, SIGTERM both: exit 0', async () => {
+    expect(START).toBe('node bin/vpngw.js serve');
+    // The start script's command, run in its own mount namespace where /var/lib is a fresh tmpfs
+    // (exec keeps one PID from ip netns exec to node, so the lab's cleanup can end it).
+    const server = track(
+      a.spawn(['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs vpngw-test /var/lib && exec "$@"', 'sh', process.execPath, cli.bin, 'serve'], {
+        cwd: cli.dir,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
     );
-    const server = track(a.spawn([process.execPath, path.join(tmp, 'bin/vpngw.js'), 'serve', '--config', cfg], { cwd: tmp, stdio: ['ignore', 'pipe', 'pipe'] }));
     procs.push(server);
     await waitUntil(() => /vpngw: ready/.test(server.err) || server.exit !== undefined, 30_000, 'the server to be ready');
     expect(server.exit, `stderr:\n${server.err}\nstdout:\n${server.out}`).toBeUndefined();
@@ -96,16 +67,16 @@ log: {level: info}
     const password = /created user "demo" with password (\S+)/.exec(server.err)?.[1];
     expect(fp, server.err).toBeDefined();
     expect(password, server.err).toBeDefined();
-    // The generated pair is in the state directory, the key private.
-    expect(statSync(path.join(tmp, 'state/sstp-key.pem')).mode & 0o777).toBe(0o600);
-    expect(readFileSync(path.join(tmp, 'state/sstp-cert.pem'), 'utf8')).toMatch(/^-----BEGIN CERTIFICATE-----/);
+    expect(server.err).toContain('/var/lib/vpngw/sstp-cert.pem');
     // The password is shown once on stderr, never in the log.
     expect(server.out).not.toContain(password!);
+    // The default data plane: vpngw0 with the gateway address.
+    expect((await a.exec(['ip', '-4', '-o', 'addr', 'show', 'dev', 'vpngw0'])).stdout).toMatch(/inet 198\.18\.128\.1\/24/);
 
     const ctun = uniqueIfName('tcl');
     const client = track(
-      b.spawn([process.execPath, path.join(tmp, 'bin/vpngw.js'), 'connect', `sstp://demo@${link.host(1)}`, '--fingerprint', fp!, '--tun', ctun], {
-        cwd: tmp,
+      b.spawn([process.execPath, cli.bin, 'connect', `sstp://demo@${link.host(1)}`, '--fingerprint', fp!, '--tun', ctun], {
+        cwd: cli.dir,
         stdio: ['ignore', 'pipe', 'pipe'],
         env: { ...process.env, VPNGW_PASSWORD: password! },
       }),
@@ -117,8 +88,9 @@ log: {level: info}
 
     const ping = await b.exec(['ping', '-c', '3', '-i', '0.2', '-W', '2', '198.18.128.1'], { allowFail: true, timeoutMs: 20_000 });
     expect(ping.stdout, ping.stderr).toMatch(/3 packets transmitted, 3 received/);
-    const sessions = await a.exec(['curl', '-s', 'http://127.0.0.1:9477/sessions'], { allowFail: true });
-    if (sessions.code === 0) expect(JSON.parse(sessions.stdout)).toMatchObject([{ protocol: 'sstp', user: 'demo', state: 'up' }]);
+    // The default admin API (127.0.0.1:9477 in the gateway's namespace) lists the session.
+    const sessions = await a.exec([process.execPath, '-e', "fetch('http://127.0.0.1:9477/sessions').then(async (r) => process.stdout.write(await r.text()))"]);
+    expect(JSON.parse(sessions.stdout)).toMatchObject([{ protocol: 'sstp', user: 'demo', state: 'up' }]);
 
     client.child.kill('SIGTERM');
     await waitUntil(() => client.exit !== undefined, 15_000, 'the client to exit');
