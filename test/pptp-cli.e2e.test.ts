@@ -6,64 +6,30 @@
  * both: both exit 0, the server logged the call cleared and the control
  * connection closed.
  *
- * The compiled CLI is built into a temporary directory (symlinks to
- * node_modules, native/ and build/), so the repository's dist/ is untouched.
+ * The compiled CLI is built into a temporary directory (test/lib/vpngw-cli.ts),
+ * so the repository's dist/ is untouched.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { execFile, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { NetLab, netnsSupport, reportSkip, uniqueIfName, type Netns, type Subnet } from './lib/netns.js';
-import { waitUntil } from './lib/pptp-lab.js';
-
-const pexec = promisify(execFile);
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+import { buildCli, cliBuildMissing, track, waitUntil, type CliBuild } from './lib/vpngw-cli.js';
 
 const facility = await netnsSupport();
-const missing = !existsSync(path.join(repo, 'native/build/Release/vpngw_native.node'))
-  ? 'native addon not built'
-  : !existsSync(path.join(repo, 'build/vpngw.wasm'))
-    ? 'WASM module not built'
-    : '';
+const missing = cliBuildMissing();
 const f = facility.ok && missing ? { ok: false, reason: missing } : facility;
 reportSkip('PPTP vpngw serve / vpngw connect processes', f);
-
-interface Proc {
-  child: ChildProcess;
-  out: string;
-  err: string;
-  exit: { code: number | null; signal: string | null } | undefined;
-}
-
-function track(child: ChildProcess): Proc {
-  const p: Proc = { child, out: '', err: '', exit: undefined };
-  child.stdout?.on('data', (d: Buffer) => (p.out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (p.err += d.toString()));
-  child.on('exit', (code, signal) => (p.exit = { code, signal }));
-  return p;
-}
 
 describe.skipIf(!f.ok)('vpngw serve and vpngw connect pptp:// as processes', () => {
   let lab: NetLab;
   let a: Netns;
   let b: Netns;
   let link: Subnet;
-  let tmp: string;
+  let cli: CliBuild;
 
   beforeAll(async () => {
-    tmp = mkdtempSync(path.join(os.tmpdir(), 'vpngw-pptp-cli-'));
-    for (const d of ['node_modules', 'native', 'build']) symlinkSync(path.join(repo, d), path.join(tmp, d));
-    copyFileSync(path.join(repo, 'package.json'), path.join(tmp, 'package.json'));
-    mkdirSync(path.join(tmp, 'bin'));
-    copyFileSync(path.join(repo, 'bin/vpngw.js'), path.join(tmp, 'bin/vpngw.js'));
-    await pexec(process.execPath, [path.join(repo, 'node_modules/typescript/bin/tsc'), '-p', path.join(repo, 'tsconfig.build.json'), '--outDir', path.join(tmp, 'dist')], {
-      timeout: 170_000,
-    }).catch(() => undefined);
-    expect(existsSync(path.join(tmp, 'dist/src/cli/main.js'))).toBe(true);
-    expect(existsSync(path.join(tmp, 'dist/src/pptp/server.js'))).toBe(true);
+    cli = await buildCli();
+    expect(existsSync(path.join(cli.dir, 'dist/src/pptp/server.js'))).toBe(true);
     lab = new NetLab();
     a = await lab.netns('pcli-srv');
     b = await lab.netns('pcli-cli');
@@ -74,12 +40,12 @@ describe.skipIf(!f.ok)('vpngw serve and vpngw connect pptp:// as processes', () 
 
   afterAll(async () => {
     await lab?.cleanup();
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
+    cli?.remove();
   });
 
   it('serve with PPTP, connect with the demo password, ping, SIGTERM both: exit 0', async () => {
     const tun = uniqueIfName('tpv');
-    const cfg = path.join(tmp, 'vpngw.yaml');
+    const cfg = path.join(cli.dir, 'vpngw.yaml');
     writeFileSync(
       cfg,
       `stateDir: state
@@ -90,7 +56,7 @@ admin: {enabled: true, port: 9477}
 log: {level: info}
 `,
     );
-    const server = track(a.spawn([process.execPath, path.join(tmp, 'bin/vpngw.js'), 'serve', '--config', cfg], { cwd: tmp, stdio: ['ignore', 'pipe', 'pipe'] }));
+    const server = track(a.spawn([process.execPath, cli.bin, 'serve', '--config', cfg], { cwd: cli.dir, stdio: ['ignore', 'pipe', 'pipe'] }));
     await waitUntil(() => /vpngw: ready/.test(server.err) || server.exit !== undefined, 30_000, 'the server to be ready');
     expect(server.exit, `stderr:\n${server.err}\nstdout:\n${server.out}`).toBeUndefined();
     expect(server.err).toMatch(/protocols enabled: pptp/);
@@ -100,8 +66,8 @@ log: {level: info}
 
     const ctun = uniqueIfName('tcl');
     const client = track(
-      b.spawn([process.execPath, path.join(tmp, 'bin/vpngw.js'), 'connect', `pptp://demo@${link.host(1)}`, '--tun', ctun], {
-        cwd: tmp,
+      b.spawn([process.execPath, cli.bin, 'connect', `pptp://demo@${link.host(1)}`, '--tun', ctun], {
+        cwd: cli.dir,
         stdio: ['ignore', 'pipe', 'pipe'],
         env: { ...process.env, VPNGW_PASSWORD: password! },
       }),
@@ -112,8 +78,8 @@ log: {level: info}
 
     const ping = await b.exec(['ping', '-c', '3', '-i', '0.2', '-W', '2', '198.18.128.1'], { allowFail: true, timeoutMs: 20_000 });
     expect(ping.stdout, ping.stderr).toMatch(/3 packets transmitted, 3 received/);
-    const sessions = await a.exec(['curl', '-s', 'http://127.0.0.1:9477/sessions'], { allowFail: true });
-    if (sessions.code === 0) expect(JSON.parse(sessions.stdout)).toMatchObject([{ protocol: 'pptp', user: 'demo', state: 'up' }]);
+    const sessions = await a.exec([process.execPath, '-e', "fetch('http://127.0.0.1:9477/sessions').then(async (r) => process.stdout.write(await r.text()))"]);
+    expect(JSON.parse(sessions.stdout)).toMatchObject([{ protocol: 'pptp', user: 'demo', state: 'up' }]);
     expect(server.out).toMatch(/"msg":"pptp: session up"/);
 
     client.child.kill('SIGTERM');
