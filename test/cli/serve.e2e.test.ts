@@ -10,12 +10,13 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { buildCli, type CliBuild } from '../lib/vpngw-cli.js';
 
 const pexec = promisify(execFile);
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -72,6 +73,7 @@ describe.skipIf(!f.ok)('vpngw serve end to end (root)', () => {
   const ns = `vgt-serve-${tag}-${Math.floor(Math.random() * 1e6)}`;
   const tun = `vgs${tag}`;
   let tmp: string;
+  let cli: CliBuild;
   let child: ChildProcess | undefined;
   let out = '';
   let err = '';
@@ -94,16 +96,8 @@ log: {level: info}
 ${extra}`;
 
   beforeAll(async () => {
-    tmp = mkdtempSync(path.join(os.tmpdir(), 'vpngw-serve-'));
-    for (const d of ['node_modules', 'native', 'build']) symlinkSync(path.join(repo, d), path.join(tmp, d));
-    copyFileSync(path.join(repo, 'package.json'), path.join(tmp, 'package.json'));
-    mkdirSync(path.join(tmp, 'bin'));
-    copyFileSync(path.join(repo, 'bin/vpngw.js'), path.join(tmp, 'bin/vpngw.js'));
-    // Type errors elsewhere in a work tree do not stop the emit; the entry must exist.
-    await pexec(process.execPath, [path.join(repo, 'node_modules/typescript/bin/tsc'), '-p', path.join(repo, 'tsconfig.build.json'), '--outDir', path.join(tmp, 'dist')], {
-      timeout: 170_000,
-    }).catch(() => undefined);
-    expect(existsSync(path.join(tmp, 'dist/src/cli/main.js'))).toBe(true);
+    cli = await buildCli();
+    tmp = cli.dir;
     await pexec('ip', ['netns', 'add', ns]);
     const [admin, sstp] = [await freePort(), await freePort()];
     adminUrl = `http://127.0.0.1:${admin}`;
@@ -114,7 +108,7 @@ ${extra}`;
   afterAll(async () => {
     if (child && exit === undefined && child.pid) child.kill('SIGKILL');
     await pexec('ip', ['netns', 'del', ns]).catch(() => undefined);
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
+    cli?.remove();
   });
 
   it('starts, serves health and metrics, reloads on SIGHUP, and exits 0 on SIGTERM', async () => {
