@@ -3,16 +3,23 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
 import { VpnError } from '../util/errors.js';
 import { startAdminServer, type AdminServer } from '../admin/server.js';
 import type { GatewayControl, SessionInfo } from '../admin/types.js';
 import { COMMANDS, main } from './main.js';
 import { needsRoot } from './serve.js';
-import { registerClient, registerUserStore, type ClientOptions, type UserRecord, type UserStoreAdmin } from './plugins.js';
+import { registerClient, registerUserStore, type ClientOptions, type UserAccess, type UserRecord, type UserStoreAdmin } from './plugins.js';
 import { fakeIo } from './testing.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const pkg = JSON.parse(readFileSync(path.resolve(here, '../../package.json'), 'utf8')) as { version: string };
+/** RFC 2759 NtPasswordHash known answers (published and derived), for what `users add --methods` stores. */
+const ntVectors = new Map(
+  (JSON.parse(readFileSync(path.resolve(here, '../../../shared/vectors/mschapv2.json'), 'utf8')) as { vectors: { id: string; password_text?: string; password_hash?: string }[] }).vectors.map(
+    (v) => [v.id, v] as const,
+  ),
+);
 
 let dir: string;
 beforeAll(() => {
@@ -308,9 +315,10 @@ class FakeStore implements UserStoreAdmin {
   async list() {
     return [...this.users.values()].map((u) => u.rec);
   }
-  async add(username: string, password: string, attributes?: UserRecord['attributes']) {
+  async add(username: string, password: string, attributes?: UserRecord['attributes'], access?: UserAccess) {
     if (this.users.has(username)) throw new VpnError('ERR_USER_STORE', `user ${username} exists`);
-    this.users.set(username, { password, rec: { username, ...(attributes ? { attributes } : {}) } });
+    const rest = { ...(access?.methods ? { methods: [...access.methods] } : {}), ...(access?.tunnels ? { tunnels: [...access.tunnels] } : {}) };
+    this.users.set(username, { password, rec: { username, ...(attributes ? { attributes } : {}), ...rest } });
   }
   async remove(username: string) {
     return this.users.delete(username);
@@ -381,6 +389,11 @@ describe('users', () => {
     expect(r.code).toBe(0);
     expect(opened[1]).toBe(path.join(dir, 'other.yaml'));
     expect(store.users.get('bob')?.password).toBe('env-pass');
+    expect(store.users.get('bob')?.rec).toEqual({ username: 'bob' });
+    r = await run(['users', 'add', 'cole', '--methods', 'eap-mschapv2', '--tunnels', 'sstp'], { env: { VPNGW_PASSWORD: 'cole-pass' } });
+    expect(r.code, r.err).toBe(0);
+    expect(store.users.get('cole')?.rec).toEqual({ username: 'cole', methods: ['eap-mschapv2'], tunnels: ['sstp'] });
+    r = await run(['users', 'del', 'cole']);
     r = await run(['users', 'add', 'bob'], { env: { VPNGW_PASSWORD: 'again' } });
     expect(r).toMatchObject({ code: 1, err: 'vpngw: ERR_USER_STORE: user bob exists\n' });
     r = await run(['users', 'list']);
@@ -434,6 +447,67 @@ describe('users', () => {
     expect(await p).toBe(2);
     expect(io.err()).toContain('vpngw: ERR_USAGE: the passwords do not match');
     expect(store.users.get('dave')?.password).toBe('passs-1');
+  });
+
+  it('add --methods mschapv2 stores only the NT hash; passwd keeps it that way (RFC 2759 8.3 NtPasswordHash vectors)', async () => {
+    const users = path.join(dir, 'methods-users.yaml');
+    const rfc = ntVectors.get('rfc2759-9.2')!;
+    const unicode = ntVectors.get('derived-unicode-password')!;
+    let r = await run(['users', 'add', 'hank', '--file', users, '--methods', 'mschapv2,eap-mschapv2', '--tunnels', 'sstp,pptp'], { env: { VPNGW_PASSWORD: rfc.password_text! } });
+    expect(r.code, r.err).toBe(0);
+    const stored = () => (parseYaml(readFileSync(users, 'utf8')) as { users: Record<string, Record<string, unknown>> }).users.hank!;
+    expect(stored()).toEqual({ ntHash: rfc.password_hash, methods: ['mschapv2', 'eap-mschapv2'], tunnels: ['sstp', 'pptp'] });
+    expect(readFileSync(users, 'utf8')).not.toContain(rfc.password_text!);
+    r = await run(['users', 'list', '--file', users, '--json']);
+    expect(JSON.parse(r.out)).toEqual([{ username: 'hank', methods: ['mschapv2', 'eap-mschapv2'], tunnels: ['sstp', 'pptp'], credential: 'nt-hash' }]);
+    // A new password (non-ASCII: UTF-16LE before MD4) is stored the same way; methods and tunnels stay.
+    const pw = file('unicode-pw.txt', `${unicode.password_text}\n`);
+    r = await run(['users', 'passwd', 'hank', '--file', users, '--password-file', pw]);
+    expect(r.code, r.err).toBe(0);
+    expect(stored()).toEqual({ ntHash: unicode.password_hash, methods: ['mschapv2', 'eap-mschapv2'], tunnels: ['sstp', 'pptp'] });
+  });
+
+  it('add --methods with pap (or chap-md5) or without --methods stores the cleartext password, which those methods need', async () => {
+    const users = path.join(dir, 'pap-users.yaml');
+    let r = await run(['users', 'add', 'ivy', '--file', users, '--methods', 'pap,mschapv2,pap'], { env: { VPNGW_PASSWORD: 'ivy-pass' } });
+    expect(r.code, r.err).toBe(0);
+    r = await run(['users', 'add', 'jack', '--file', users, '--methods', ' chap-md5 '], { env: { VPNGW_PASSWORD: 'jack-pass' } });
+    expect(r.code, r.err).toBe(0);
+    r = await run(['users', 'add', 'kate', '--file', users, '--tunnels', 'l2tp'], { env: { VPNGW_PASSWORD: 'kate-pass' } });
+    expect(r.code, r.err).toBe(0);
+    const all = (parseYaml(readFileSync(users, 'utf8')) as { users: Record<string, unknown> }).users;
+    expect(all).toEqual({
+      ivy: { password: 'ivy-pass', methods: ['pap', 'mschapv2'] },
+      jack: { password: 'jack-pass', methods: ['chap-md5'] },
+      kate: { password: 'kate-pass', tunnels: ['l2tp'] },
+    });
+    r = await run(['users', 'passwd', 'ivy', '--file', users], { env: { VPNGW_PASSWORD: 'ivy-pass-2' } });
+    expect(r.code, r.err).toBe(0);
+    expect((parseYaml(readFileSync(users, 'utf8')) as { users: Record<string, unknown> }).users.ivy).toEqual({ password: 'ivy-pass-2', methods: ['pap', 'mschapv2'] });
+  });
+
+  it('an unknown method or tunnel is a usage error naming it and the valid names; nothing is written', async () => {
+    const users = path.join(dir, 'bad-method-users.yaml');
+    let r = await run(['users', 'add', 'leo', '--file', users, '--methods', 'mschapv2,ntlm'], { env: { VPNGW_PASSWORD: 'leo-pass' } });
+    expect(r).toMatchObject({
+      code: 2,
+      out: '',
+      err: 'vpngw: ERR_USAGE: --methods mschapv2,ntlm: "ntlm" is not an authentication method (expected a comma-separated list of eap-mschapv2, mschapv2, chap-md5, pap)\n',
+    });
+    r = await run(['users', 'add', 'leo', '--file', users, '--methods', 'MSCHAPV2,'], { env: { VPNGW_PASSWORD: 'leo-pass' } });
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('"MSCHAPV2", (empty) are not an authentication method');
+    r = await run(['users', 'add', 'leo', '--file', users, '--tunnels', 'sstp,ipsec'], { env: { VPNGW_PASSWORD: 'leo-pass' } });
+    expect(r).toMatchObject({ code: 2, err: 'vpngw: ERR_USAGE: --tunnels sstp,ipsec: "ipsec" is not a tunnel protocol (expected a comma-separated list of sstp, pptp, l2tp)\n' });
+    expect(existsSync(users)).toBe(false);
+  });
+
+  it('users add --help documents --methods and --tunnels', async () => {
+    const r = await run(['users', 'add', '--help']);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('vpngw users add NAME [--password-file FILE] [--static-ip ADDR] [--methods M1,M2] [--tunnels T1,T2]');
+    expect(r.out).toMatch(/--methods .*eap-mschapv2, mschapv2, chap-md5, pap.*only the NT hash/);
+    expect(r.out).toMatch(/--tunnels .*sstp, pptp, l2tp/);
   });
 
   it('rejects user names with control characters', async () => {

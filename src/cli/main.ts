@@ -21,7 +21,7 @@ import { stringify } from 'yaml';
 import { VpnError, isVpnError } from '../util/errors.js';
 import { createLogger } from '../util/log.js';
 import { checkConfig, loadConfig } from '../config/load.js';
-import type { Config } from '../config/schema.js';
+import { AUTH_METHODS, PROTOCOLS, type Config } from '../config/schema.js';
 import type { SessionInfo } from '../admin/types.js';
 import { AdminClient } from './admin-client.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, processIo, progress, usage, type CliIo } from './io.js';
@@ -146,6 +146,21 @@ const passwordHelp = {
   'password-file': 'read the password from the first line of FILE (else VPNGW_PASSWORD, else a prompt on a terminal)',
 };
 
+/**
+ * A comma-separated option value checked against the names it may hold
+ * (order kept, duplicates dropped); anything else is a usage error naming
+ * the bad entries and the valid ones.
+ */
+function nameList<T extends string>(option: string, value: string, names: readonly T[], what: string): T[] {
+  const items = value.split(',').map((s) => s.trim());
+  const bad = items.filter((s) => !(names as readonly string[]).includes(s));
+  if (bad.length > 0) {
+    const shown = bad.map((s) => (s === '' ? '(empty)' : JSON.stringify(s))).join(', ');
+    throw usage(`--${option} ${value}: ${shown} ${bad.length === 1 ? 'is not' : 'are not'} ${what} (expected a comma-separated list of ${names.join(', ')})`);
+  }
+  return [...new Set(items as T[])];
+}
+
 function validUsername(name: string): string {
   // Printable, no control characters; the store decides anything stricter.
   if (!name || name.length > 256 || /[\u0000-\u001f\u007f]/.test(name)) throw usage(`invalid user name ${JSON.stringify(name)}`);
@@ -251,18 +266,26 @@ export const COMMANDS: Command[] = [
   },
   {
     path: ['users', 'add'],
-    usage: 'vpngw users add NAME [--password-file FILE] [--static-ip ADDR]',
+    usage: 'vpngw users add NAME [--password-file FILE] [--static-ip ADDR] [--methods M1,M2] [--tunnels T1,T2]',
     summary: 'add a local user (password prompted without echo on a terminal)',
-    options: { ...passwordOptions, 'static-ip': { type: 'string' } },
-    help: { ...passwordHelp, 'static-ip': 'always give this user this inner IPv4 address' },
+    options: { ...passwordOptions, 'static-ip': { type: 'string' }, methods: { type: 'string' }, tunnels: { type: 'string' } },
+    help: {
+      ...passwordHelp,
+      'static-ip': 'always give this user this inner IPv4 address',
+      methods: `authentication methods this user may use (${AUTH_METHODS.join(', ')}; default all); without pap and chap-md5 only the NT hash of the password is stored`,
+      tunnels: `tunnel protocols this user may use (${PROTOCOLS.join(', ')}; default all)`,
+    },
     args: [1, 1],
     async run({ io, values, args }) {
       const name = validUsername(args[0]!);
       const staticIp = values['static-ip'] as string | undefined;
       if (staticIp !== undefined && !/^\d{1,3}(\.\d{1,3}){3}$/.test(staticIp)) throw usage(`--static-ip ${staticIp} is not an IPv4 address`);
+      const methods = values.methods !== undefined ? nameList('methods', values.methods as string, AUTH_METHODS, 'an authentication method') : undefined;
+      const tunnels = values.tunnels !== undefined ? nameList('tunnels', values.tunnels as string, PROTOCOLS, 'a tunnel protocol') : undefined;
       const { store, file } = await userStore(io, values);
       const password = await readPassword(io, { passwordFile: values['password-file'] as string | undefined, confirm: true, prompt: `Password for ${name}: ` });
-      await store.add(name, password, staticIp !== undefined ? { staticIpv4: staticIp } : undefined);
+      const access = { ...(methods ? { methods } : {}), ...(tunnels ? { tunnels } : {}) };
+      await store.add(name, password, staticIp !== undefined ? { staticIpv4: staticIp } : undefined, methods || tunnels ? access : undefined);
       io.stdout.write(`added user ${name} to ${file}\n`);
       return EXIT_OK;
     },
@@ -285,7 +308,7 @@ export const COMMANDS: Command[] = [
   {
     path: ['users', 'passwd'],
     usage: 'vpngw users passwd NAME [--password-file FILE]',
-    summary: "change a local user's password",
+    summary: "change a local user's password (stored as before: only its NT hash when the user's methods need no cleartext)",
     options: passwordOptions,
     help: passwordHelp,
     args: [1, 1],

@@ -14,7 +14,7 @@ import { access, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { VpnError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
-import type { UserAttributes } from '../ppp/auth/types.js';
+import type { AuthMethod, UserAttributes } from '../ppp/auth/types.js';
 import { isMissingModule } from '../admin/gateway.js';
 
 // ---------------------------------------------------------------------------
@@ -24,16 +24,29 @@ export interface UserRecord {
   username: string;
   disabled?: boolean;
   attributes?: UserAttributes;
+  /** Methods the user may use; absent: every method the stored credential allows. */
+  methods?: AuthMethod[];
+  /** Tunnel protocols the user may use; absent: all. */
+  tunnels?: string[];
+  /** What the store keeps: the cleartext password, or only its NT hash (MS-CHAPv2 and EAP-MSCHAPv2). */
+  credential?: 'password' | 'nt-hash';
+}
+
+/** Restrictions given when a user is added (absent: no restriction). */
+export interface UserAccess {
+  /** The store keeps only the NT hash when none of these needs the cleartext password (PAP, CHAP-MD5). */
+  methods?: readonly AuthMethod[];
+  tunnels?: readonly string[];
 }
 
 /** The administrative side of the local user store. */
 export interface UserStoreAdmin {
   list(): Promise<UserRecord[]>;
   /** Fails (VpnError ERR_USER_STORE) if the user exists. */
-  add(username: string, password: string, attributes?: UserAttributes): Promise<void>;
+  add(username: string, password: string, attributes?: UserAttributes, access?: UserAccess): Promise<void>;
   /** False if there was no such user. */
   remove(username: string): Promise<boolean>;
-  /** Fails (VpnError ERR_AUTH_UNKNOWN_USER) if there is no such user. */
+  /** Fails (VpnError ERR_AUTH_UNKNOWN_USER) if there is no such user. Keeps the user's methods, and so how the password is stored. */
   setPassword(username: string, password: string): Promise<void>;
 }
 
@@ -57,9 +70,9 @@ async function importOptional(specifier: string, marker: string): Promise<Record
 
 /** The shape of src/aaa/user-store.ts's UserStore that the adapter below relies on. */
 interface AaaStore {
-  list(): { username: string; enabled: boolean; staticIpv4?: string }[];
+  list(): { username: string; enabled: boolean; staticIpv4?: string; methods?: AuthMethod[]; tunnels?: string[]; credential?: 'password' | 'nt-hash' }[];
   get(username: string): unknown;
-  add(username: string, user: { password: string; staticIpv4?: string }): Promise<void>;
+  add(username: string, user: { password: string; staticIpv4?: string; methods?: AuthMethod[]; tunnels?: string[] }): Promise<void>;
   del(username: string): Promise<void>;
   passwd(username: string, password: string): Promise<void>;
 }
@@ -113,11 +126,19 @@ export function adaptAaaStore(UserStore: AaaStoreClass): UserStoreOpener {
           username: u.username,
           ...(u.enabled ? {} : { disabled: true }),
           ...(u.staticIpv4 !== undefined ? { attributes: { staticIpv4: u.staticIpv4 } } : {}),
+          ...(u.methods ? { methods: [...u.methods] } : {}),
+          ...(u.tunnels ? { tunnels: [...u.tunnels] } : {}),
+          ...(u.credential ? { credential: u.credential } : {}),
         }));
       },
-      async add(username, password, attributes) {
+      async add(username, password, attributes, access) {
         const s = await writable();
-        await s.add(username, { password, ...(attributes?.staticIpv4 !== undefined ? { staticIpv4: attributes.staticIpv4 } : {}) });
+        await s.add(username, {
+          password,
+          ...(attributes?.staticIpv4 !== undefined ? { staticIpv4: attributes.staticIpv4 } : {}),
+          ...(access?.methods ? { methods: [...access.methods] } : {}),
+          ...(access?.tunnels ? { tunnels: [...access.tunnels] } : {}),
+        });
       },
       async remove(username) {
         const s = await existing();
