@@ -98,6 +98,8 @@ export interface SstpClientOptions {
   connectTimeoutMs?: number;
   /** LCP echo interval (0 disables). */
   lcpEchoIntervalMs?: number;
+  /** Called with the connected TCP socket before TLS starts (tests: write a PROXY protocol header as a load balancer would). */
+  beforeTls?: (socket: net.Socket) => void;
   /** Test hook: rewrite each write before it reaches TLS (e.g. flip a Compound MAC bit). */
   tamper?: (bytes: Uint8Array) => Uint8Array;
 }
@@ -145,6 +147,7 @@ async function openTls(o: SstpClientOptions, log: Logger): Promise<tls.TLSSocket
   }
   const serverName = o.serverName ?? (isIpLiteral(o.host) ? undefined : o.host);
   const raw = await connectTcp({ host: o.host, port, netns: o.netns });
+  o.beforeTls?.(raw);
   return new Promise((resolve, reject) => {
     const socket = tls.connect({
       socket: raw,

@@ -292,7 +292,7 @@ const sstpSchema = section({
   helloInterval: duration(1_000, 3_600_000).default(60_000),
   /** From TCP accept to Call Connected (MS-SSTP 3.3.2 Negotiation timer: 60 s). */
   negotiationTimeout: duration(1_000, 600_000).default(60_000),
-  /** Expect a PROXY protocol v2 header (behind an L4 load balancer). */
+  /** Every connection opens with a PROXY protocol header, v2 or v1 (behind an L4 load balancer); its source is the peer. */
   proxyProtocol: bool().default(false),
   /**
    * Highest TLS version offered (the lowest is always TLS 1.2). TLS 1.3 by

@@ -20,6 +20,14 @@ import { decodeProxyHeader, type ProxyHeader } from './proxy-protocol.js';
 /** Section 2: a receiver's timeout should be "at least 3 seconds to cover a TCP retransmit". */
 export const PROXY_HEADER_MIN_TIMEOUT_MS = 3_000;
 
+// Our choices.
+/**
+ * Deadline for the header. A load balancer sends it with the connection's
+ * first segment, so a connection still without one after this is not from a
+ * load balancer; above the spec's 3 s to cover a retransmission.
+ */
+export const DEFAULT_PROXY_HEADER_TIMEOUT_MS = 5_000;
+
 /** Why a connection gave no usable header (a bounded set: counters and log fields). */
 export const PROXY_HEADER_FAILURES = ['signature', 'version', 'length', 'invalid', 'timeout', 'closed'] as const;
 export type ProxyHeaderFailure = (typeof PROXY_HEADER_FAILURES)[number];

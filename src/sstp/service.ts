@@ -3,7 +3,8 @@
  * src/sstp/server.ts's createProtocolServer): a node:tls listener (TLS 1.2+)
  * whose connections each become an {@link SstpServerSession}.
  *
- *   TCP accept ─ half-open bound per source ─► TLS handshake (handshakeTimeout)
+ *   TCP accept ─ [sstp.proxyProtocol: PROXY header (bounded time and size),
+ *     its source becomes the peer] ─ half-open bound per source ─► TLS handshake (handshakeTimeout)
  *     ─► HTTP head (bounded size and time) ─► admission (limits.maxSessions,
  *     data-plane table) ─► SSTP call + PPP + data plane ─► registered session
  *
@@ -18,7 +19,7 @@
  * authentication failures per source (throttleVerifier, when this server
  * builds its own verifier).
  */
-import type net from 'node:net';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
@@ -27,7 +28,9 @@ import type { ServerContext } from '../admin/gateway.js';
 import type { AuthOutcome, TlsFailureReason } from '../metrics/registry.js';
 import type { AuthMethod, Verifier } from '../ppp/auth/types.js';
 import { sessionPolicyVerifier, type SessionPolicy } from '../aaa/gateway-verifier.js';
-import { ServiceState, TunnelService, listenOn, normalizePeerAddress, socketTransport, type TunnelCounters } from '../tunnel/service.js';
+import { HalfOpenBound, ServiceState, TunnelService, listenOn, normalizePeerAddress, socketTransport, type TunnelCounters } from '../tunnel/service.js';
+import { formatPeer } from '../tunnel/session.js';
+import { DEFAULT_PROXY_HEADER_TIMEOUT_MS, PROXY_HEADER_FAILURES, readProxyHeader, type ProxyHeaderFailure } from '../net/proxy-socket.js';
 import { SLOT_MAX_PAYLOAD } from '../../assembly/abi.js';
 import { HashProtocol, type SstpTimers } from './constants.js';
 import { certificateHashes } from './binding.js';
@@ -80,10 +83,22 @@ export function sstpPolicyVerifier(
 
 export class SstpService extends TunnelService<SstpServerSession> {
   readonly name = 'sstp' as const;
-  readonly counters: TunnelCounters & { tlsFailures: number; httpRejected: number } = { accepted: 0, refusedHalfOpen: 0, tlsFailures: 0, httpRejected: 0, up: 0 };
+  readonly counters: TunnelCounters & { tlsFailures: number; httpRejected: number; proxyRefused: Record<ProxyHeaderFailure, number> } = {
+    accepted: 0,
+    refusedHalfOpen: 0,
+    tlsFailures: 0,
+    httpRejected: 0,
+    up: 0,
+    // Connections closed for want of a valid PROXY header (sstp.proxyProtocol), by reason.
+    proxyRefused: Object.fromEntries(PROXY_HEADER_FAILURES.map((r) => [r, 0])) as Record<ProxyHeaderFailure, number>,
+  };
   private cert: ServerCertificate | undefined;
   /** Per accepted TCP connection (remote address|port): stop counting it as half-open. */
   private readonly halfOpenRelease = new Map<string, () => void>();
+  /** sstp.proxyProtocol: per accepted TCP connection (remote address|port), the client the PROXY header named, and its half-open release. */
+  private readonly proxied = new Map<string, { peer: { address: string; port: number }; release: () => void }>();
+  /** sstp.proxyProtocol: connections per real source that have not reached "up" (see onProxiedConnection). */
+  private readonly halfOpenBehindProxy = new HalfOpenBound();
 
   constructor(private readonly opts: SstpServiceOptions = {}) {
     super();
@@ -136,26 +151,102 @@ export class SstpService extends TunnelService<SstpServerSession> {
       // The tunnel carries interactive traffic and the inner TCP's own ACKs: no Nagle delay on top.
       noDelay: true,
     });
-    this.server = server;
+    // sstp.proxyProtocol: a plain TCP listener reads each connection's PROXY header, then hands it to `server`.
+    const listener = cfg.sstp.proxyProtocol ? this.proxyFront(server) : server;
+    this.server = listener;
     server.on('connection', (socket: net.Socket) => this.onTcpConnection(socket));
     server.on('secureConnection', (socket: tls.TLSSocket) => this.onTlsConnection(socket));
     server.on('tlsClientError', (err, socket) => {
       this.counters.tlsFailures++;
       const reason = tlsFailureReason(err);
       this.ctx!.metrics.tlsHandshakeFailure(reason);
-      this.log.info({ peer: normalizePeerAddress(socket.remoteAddress), reason, err: err.message }, 'sstp: TLS handshake failed');
+      const proxied = this.proxied.get(`${socket.remoteAddress}|${socket.remotePort}`);
+      this.log.info(
+        { peer: proxied?.peer.address ?? normalizePeerAddress(socket.remoteAddress), ...(proxied ? { via: normalizePeerAddress(socket.remoteAddress) } : {}), reason, err: err.message },
+        'sstp: TLS handshake failed',
+      );
       socket.destroy();
     });
-    await listenOn(server, { label: 'sstp', host: cfg.sstp.listen, port: cfg.sstp.port, fd: this.opts.listenFd });
+    await listenOn(listener, { label: 'sstp', host: cfg.sstp.listen, port: cfg.sstp.port, fd: this.opts.listenFd });
+  }
+
+  /**
+   * The listener in front of the TLS server with sstp.proxyProtocol: every
+   * connection must open with a PROXY header (the spec, section 2: the
+   * receiver "MUST NOT try to guess whether the protocol header is present").
+   * The connection then goes to the TLS server with what followed the header
+   * (its 'connection' event, which node:tls documents for injecting
+   * connections), so TLS runs with the listener's options and handlers.
+   */
+  private proxyFront(tlsServer: tls.Server): net.Server {
+    const front = net.createServer({ noDelay: true });
+    front.on('connection', (socket: net.Socket) => this.onProxiedConnection(socket, tlsServer));
+    return front;
+  }
+
+  /**
+   * One connection from the load balancer. The header must arrive within
+   * min(limits.handshakeTimeout, DEFAULT_PROXY_HEADER_TIMEOUT_MS) and 16 +
+   * PROXY_V2_MAX_LENGTH octets (107 for v1); without a valid one the
+   * connection is closed and counted (counters.proxyRefused).
+   *
+   * The half-open bound (limits.maxHalfOpenPerSource) counts the client the
+   * header names, not the TCP peer: every client arrives from the load
+   * balancer's few addresses, and bounding those would cap the whole service
+   * at that many unfinished set-ups. Until its header is in, a connection is
+   * bounded by the header's deadline and size only. LOCAL (health checks)
+   * and UNKNOWN / UNSPEC headers count against the TCP peer, as their
+   * connection is the balancer's own.
+   */
+  private onProxiedConnection(socket: net.Socket, tlsServer: tls.Server): void {
+    if (this.state !== ServiceState.Listening) {
+      socket.destroy();
+      return;
+    }
+    this.trackSocket(socket);
+    const via = { address: normalizePeerAddress(socket.remoteAddress), port: socket.remotePort ?? 0 };
+    const cfg = this.ctx!.config();
+    const timeoutMs = Math.min(cfg.limits.handshakeTimeout, DEFAULT_PROXY_HEADER_TIMEOUT_MS);
+    void readProxyHeader(socket, { clock: this.clock, timeoutMs }).then((r) => {
+      if (this.state !== ServiceState.Listening) {
+        socket.destroy();
+        return;
+      }
+      if (!r.ok) {
+        this.counters.proxyRefused[r.reason]++;
+        this.log.info({ peer: formatPeer(via), reason: r.reason, err: r.message }, 'sstp: connection closed: no valid PROXY protocol header');
+        socket.destroy();
+        return;
+      }
+      const src = r.header.addresses?.source ?? via;
+      const peer = { address: normalizePeerAddress(src.address), port: src.port };
+      const release = this.halfOpenBehindProxy.admit(peer.address, cfg.limits.maxHalfOpenPerSource);
+      if (!release) {
+        this.counters.refusedHalfOpen++;
+        this.log.warn(
+          { source: peer.address, via: via.address, halfOpen: this.halfOpenBehindProxy.of(peer.address) },
+          'sstp: refusing a connection: too many unfinished set-ups from this source',
+        );
+        socket.destroy();
+        return;
+      }
+      socket.once('close', release);
+      const key = `${socket.remoteAddress}|${socket.remotePort}`;
+      this.proxied.set(key, { peer, release });
+      socket.once('close', () => this.proxied.delete(key));
+      this.log.debug({ peer: formatPeer(peer), via: formatPeer(via), version: r.header.version, command: r.header.command }, 'sstp: PROXY header read');
+      tlsServer.emit('connection', socket);
+    });
   }
 
   // ---------------------------------------------------------------- connections
 
   private onTcpConnection(socket: net.Socket): void {
-    const release = this.admitConnection(socket);
-    if (!release) return;
     // The TLS socket made from this one has the same remote address and port.
     const key = `${socket.remoteAddress}|${socket.remotePort}`;
+    // Behind a PROXY-protocol load balancer, admitted already (onProxiedConnection).
+    const release = this.proxied.get(key)?.release ?? this.admitConnection(socket);
+    if (!release) return;
     this.halfOpenRelease.set(key, release);
     socket.once('close', () => this.halfOpenRelease.delete(key));
   }
@@ -163,7 +254,9 @@ export class SstpService extends TunnelService<SstpServerSession> {
   private onTlsConnection(socket: tls.TLSSocket): void {
     const ctx = this.ctx!;
     const cfg = ctx.config();
-    const release = this.halfOpenRelease.get(`${socket.remoteAddress}|${socket.remotePort}`);
+    const key = `${socket.remoteAddress}|${socket.remotePort}`;
+    const release = this.halfOpenRelease.get(key);
+    const proxied = this.proxied.get(key);
     if (this.state !== ServiceState.Listening) {
       socket.destroy();
       return;
@@ -173,6 +266,8 @@ export class SstpService extends TunnelService<SstpServerSession> {
     const track = this.tracking(() => release?.());
     const session = new SstpServerSession({
       ...this.sessionBase(socket),
+      // Behind a load balancer the client the PROXY header named is the peer: logs, listing, per-source auth throttle.
+      ...(proxied ? { peer: proxied.peer } : {}),
       transport: socketTransport(socket),
       certHashes: certificateHashes(this.cert!.der),
       hashProtocols: hashBitmask(cfg.sstp.hashes),
