@@ -25,7 +25,7 @@ function issueAt(text: string, p: string): LocatedIssue {
 describe('embedded default', () => {
   it('parsing {} gives a working default', () => {
     const c = defaultConfig();
-    expect(c.sstp).toMatchObject({ enabled: true, listen: '0.0.0.0', port: 443, helloInterval: 60_000, negotiationTimeout: 60_000, proxyProtocol: false, tlsMaxVersion: 'TLSv1.3' });
+    expect(c.sstp).toMatchObject({ enabled: true, listen: '0.0.0.0', port: 443, helloInterval: 60_000, negotiationTimeout: 60_000, proxyProtocol: false, proxyTrusted: [], tlsMaxVersion: 'TLSv1.3' });
     expect(c.sstp.hashes).toEqual(['sha256', 'sha1']);
     expect(c.pptp).toMatchObject({ enabled: false, port: 1723, allowPap: false, requireMppe: true, echoInterval: 60_000 });
     expect(c.l2tp.enabled).toBe(false);
@@ -96,6 +96,7 @@ describe('per-section issues with exact paths', () => {
     ['sstp: {port: abc}', 'sstp.port', 'expected an integer 1..65535, got "abc"'],
     ['sstp: {listen: "300.1.1.1"}', 'sstp.listen', /^expected an IP address to listen on/],
     ['sstp: {hashes: [md5]}', 'sstp.hashes[0]', 'expected one of sha256, sha1, got "md5"'],
+    ['sstp: {proxyTrusted: [10.0.0.0/33]}', 'sstp.proxyTrusted[0]', 'expected a CIDR block like 10.0.0.0/24 or fd00::/64, got "10.0.0.0/33"'],
     ['sstp: {tlsMaxVersion: TLSv1.1}', 'sstp.tlsMaxVersion', 'expected one of TLSv1.2, TLSv1.3, got "TLSv1.1"'],
     ['sstp: {helloInterval: 10x}', 'sstp.helloInterval', /^expected a duration 1s\.\.3600s .*, got "10x"/],
     ['sstp: {negotiationTimeout: 0}', 'sstp.negotiationTimeout', /got 0$/],

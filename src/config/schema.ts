@@ -135,6 +135,12 @@ function listenAddress() {
   return z.string(expecting(what)).refine((s) => z.ipv4().safeParse(s).success || z.ipv6().safeParse(s).success, expecting(what));
 }
 
+/** An IPv4 or IPv6 CIDR block (a single address is /32 or /128). */
+function cidrBlock() {
+  const what = 'a CIDR block like 10.0.0.0/24 or fd00::/64';
+  return z.string(expecting(what)).refine((s) => z.cidrv4().safeParse(s).success || z.cidrv6().safeParse(s).success, expecting(what));
+}
+
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 /** Parse a duration to milliseconds: seconds as a number, or `<n>ms|s|m|h`. */
@@ -294,6 +300,13 @@ const sstpSchema = section({
   negotiationTimeout: duration(1_000, 600_000).default(60_000),
   /** Every connection opens with a PROXY protocol header, v2 or v1 (behind an L4 load balancer); its source is the peer. */
   proxyProtocol: bool().default(false),
+  /**
+   * With proxyProtocol: the addresses (CIDR blocks) the PROXY header is
+   * accepted from, i.e. the load balancers (the spec, section 2: receivers
+   * SHOULD accept it only from trusted proxies). Connections from elsewhere
+   * are closed before a byte is read. Empty: any source (then firewall the port).
+   */
+  proxyTrusted: list(cidrBlock(), 'a list of CIDR blocks like 10.0.0.0/24 or fd00::/64', 0).default([]),
   /**
    * Highest TLS version offered (the lowest is always TLS 1.2). TLS 1.3 by
    * default; 'TLSv1.2' works around clients that race the server's first

@@ -21,7 +21,7 @@ import { createLogger } from '../util/log.js';
 import { connectSstp } from '../client/sstp.js';
 import { PROXY_V2_SIGNATURE } from '../net/proxy-protocol.js';
 import { DEFAULT_PROXY_HEADER_TIMEOUT_MS } from '../net/proxy-socket.js';
-import { SstpService } from './service.js';
+import { SstpService, isTrusted, trustedProxies } from './service.js';
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -63,7 +63,7 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function start(o: { proxyProtocol?: boolean; limits?: string } = {}) {
+async function start(o: { proxyProtocol?: boolean; limits?: string; trusted?: string } = {}) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'vpngw-sstp-proxy-'));
   writeFileSync(path.join(dir, 'users.yaml'), 'users:\n  alice: {password: pw-alice}\n  bob: {password: pw-bob}\n');
   const port = await freePort();
@@ -71,7 +71,7 @@ async function start(o: { proxyProtocol?: boolean; limits?: string } = {}) {
     `stateDir: state
 dataplane: {workers: 1, maxSessionsPerWorker: 8}
 users: {file: users.yaml, demoUser: false}
-sstp: {listen: 127.0.0.1, port: ${port}, proxyProtocol: ${o.proxyProtocol ?? true}}
+sstp: {listen: 127.0.0.1, port: ${port}, proxyProtocol: ${o.proxyProtocol ?? true}, proxyTrusted: [${o.trusted ?? ''}]}
 admin: {enabled: false}
 limits: {${o.limits ?? ''}}
 `,
@@ -159,6 +159,35 @@ describe('SSTP with sstp.proxyProtocol', () => {
     });
     expect(t.gateway.sessions.list()[0]?.peer).toBe(`127.0.0.1:${local}`);
     await c.close();
+  });
+
+  it('sstp.proxyTrusted: a header from a trusted balancer is used; any other source is closed before its header is read', async () => {
+    const ok = await start({ trusted: '198.18.0.0/15, 127.0.0.0/8' });
+    const c = await ok.client(v2Tcp4('198.18.77.9', 40000, '127.0.0.1', ok.port));
+    expect(ok.gateway.sessions.list()[0]?.peer).toBe('198.18.77.9:40000');
+    await c.close();
+    expect(ok.service.counters.proxyUntrusted).toBe(0);
+
+    const t = await start({ trusted: '198.18.0.0/15, fd00::/64' });
+    const { closed } = await t.raw(v2Tcp4('198.18.77.9', 40000, '127.0.0.1', t.port));
+    expect(await closed).toBeLessThan(1_000);
+    expect(t.service.counters.proxyUntrusted).toBe(1);
+    expect(t.service.counters.proxyRefused.timeout).toBe(0);
+    expect(t.gateway.sessions.list()).toHaveLength(0);
+    expect(t.lines.find((l) => l.msg === 'sstp: connection closed: not from a trusted proxy (sstp.proxyTrusted)')).toMatchObject({ level: 'warn', peer: '127.0.0.1' });
+  });
+
+  it('trustedProxies / isTrusted: IPv4, IPv6 and IPv4-mapped peers', () => {
+    const l = trustedProxies(['10.1.0.0/16', 'fd00:1::/64', '192.0.2.7/32'])!;
+    expect(trustedProxies([])).toBeUndefined();
+    expect(isTrusted(l, '10.1.200.3')).toBe(true);
+    expect(isTrusted(l, '::ffff:10.1.0.9')).toBe(true);
+    expect(isTrusted(l, '10.2.0.1')).toBe(false);
+    expect(isTrusted(l, 'fd00:1::42')).toBe(true);
+    expect(isTrusted(l, 'fd00:2::42')).toBe(false);
+    expect(isTrusted(l, '192.0.2.7')).toBe(true);
+    expect(isTrusted(l, '192.0.2.8')).toBe(false);
+    expect(isTrusted(l, undefined)).toBe(false);
   });
 
   it('no header: closed when the header deadline (min(limits.handshakeTimeout, 5 s)) passes, counted as timeout', async () => {

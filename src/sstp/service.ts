@@ -83,7 +83,7 @@ export function sstpPolicyVerifier(
 
 export class SstpService extends TunnelService<SstpServerSession> {
   readonly name = 'sstp' as const;
-  readonly counters: TunnelCounters & { tlsFailures: number; httpRejected: number; proxyRefused: Record<ProxyHeaderFailure, number> } = {
+  readonly counters: TunnelCounters & { tlsFailures: number; httpRejected: number; proxyRefused: Record<ProxyHeaderFailure, number>; proxyUntrusted: number } = {
     accepted: 0,
     refusedHalfOpen: 0,
     tlsFailures: 0,
@@ -91,6 +91,8 @@ export class SstpService extends TunnelService<SstpServerSession> {
     up: 0,
     // Connections closed for want of a valid PROXY header (sstp.proxyProtocol), by reason.
     proxyRefused: Object.fromEntries(PROXY_HEADER_FAILURES.map((r) => [r, 0])) as Record<ProxyHeaderFailure, number>,
+    // Connections closed because they came from outside sstp.proxyTrusted.
+    proxyUntrusted: 0,
   };
   private cert: ServerCertificate | undefined;
   /** Per accepted TCP connection (remote address|port): stop counting it as half-open. */
@@ -180,7 +182,17 @@ export class SstpService extends TunnelService<SstpServerSession> {
    */
   private proxyFront(tlsServer: tls.Server): net.Server {
     const front = net.createServer({ noDelay: true });
-    front.on('connection', (socket: net.Socket) => this.onProxiedConnection(socket, tlsServer));
+    const trusted = trustedProxies(this.ctx!.config().sstp.proxyTrusted);
+    front.on('connection', (socket: net.Socket) => {
+      if (trusted && !isTrusted(trusted, socket.remoteAddress)) {
+        // Not one of the load balancers: its header would be a forged source address.
+        this.counters.proxyUntrusted++;
+        this.log.warn({ peer: normalizePeerAddress(socket.remoteAddress) }, 'sstp: connection closed: not from a trusted proxy (sstp.proxyTrusted)');
+        socket.destroy();
+        return;
+      }
+      this.onProxiedConnection(socket, tlsServer);
+    });
     return front;
   }
 
@@ -301,4 +313,22 @@ export class SstpService extends TunnelService<SstpServerSession> {
 /** What `vpngw serve` calls (through src/sstp/server.ts). */
 export function createProtocolServer(opts: SstpServiceOptions = {}): SstpService {
   return new SstpService(opts);
+}
+
+/** sstp.proxyTrusted as a BlockList (undefined: any source). */
+export function trustedProxies(cidrs: readonly string[]): net.BlockList | undefined {
+  if (cidrs.length === 0) return undefined;
+  const list = new net.BlockList();
+  for (const c of cidrs) {
+    const [addr, len] = c.split('/') as [string, string];
+    list.addSubnet(addr, Number(len), net.isIPv6(addr) ? 'ipv6' : 'ipv4');
+  }
+  return list;
+}
+
+/** Whether a TCP peer (IPv4, IPv6 or IPv4-mapped IPv6) is in the trusted list. */
+export function isTrusted(list: net.BlockList, address: string | undefined): boolean {
+  if (!address) return false;
+  const a = normalizePeerAddress(address);
+  return list.check(a, net.isIPv6(a) ? 'ipv6' : 'ipv4');
 }
