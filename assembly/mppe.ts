@@ -149,14 +149,17 @@ export function mppeDecrypt(idx: u32, se: usize, p: usize, len: u32, out: usize)
       }
     } else {
       if (!flushed) { sessionDrop(se, Drop.MPPE_DISCARD); return 0; }
-      // One key change for every flag packet (count & 0xff == 0xff) we missed.
-      while ((count & ~0xff) != (last & ~0xff)) {
+      // One key change for every flag packet (count & 0xff == 0xff) we missed: those after the
+      // last packet accepted and before this one. Counting starts after it: when it was a flag
+      // packet itself it changed the key already (ppp_mppe counts from the expected count too).
+      let next = (last + 1) & (MPPE_CCOUNT_SPACE - 1);
+      while ((count & ~0xff) != (next & ~0xff)) {
         mppeRekey(keys, rc4);
-        last = (last + 256) & (MPPE_CCOUNT_SPACE - 1);
+        next = (next + 256) & (MPPE_CCOUNT_SPACE - 1);
       }
       // Then this packet's own change, and one per flushed packet of the sender we lost.
       if (!resyncOnFlushed(keys, rc4, p + MPPE_HEADER, len - MPPE_HEADER)) {
-        store<u32>(se + SE_MPPE_RECV_CCOUNT, last);
+        store<u32>(se + SE_MPPE_RECV_CCOUNT, (next - 1) & (MPPE_CCOUNT_SPACE - 1));
         sessionDrop(se, Drop.MPPE_DISCARD);
         return 0;
       }

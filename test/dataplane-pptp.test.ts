@@ -358,3 +358,164 @@ describe('PPTP GRE sequencing, acknowledgments and checks', () => {
     expect(srv.dp.drops().spoofed_source).toBe(1n);
   });
 });
+
+describe('MPPE coherency count wrap (RFC 3078 section 3: 12 bits, modulo 4096)', () => {
+  /** The MPPE header of a data packet sent in GRE (payload: ff 03 00 fd | A B C D count(12) | encrypted). */
+  const mppeHeader = (g: Gre) => ({ count: ((g.payload[4]! & 0x0f) << 8) | g.payload[5]!, flushed: (g.payload[4]! & 0x80) !== 0 });
+  const size = (i: number) => 40 + ((i * 13) % 1200);
+  const BATCH = 250;
+
+  /** Downlink packets from..to-1 out of the server: its data packets (ack-only ones left out), parsed. */
+  function serverSends(srv: ReturnType<typeof side>, from: number, to: number): { raw: { gre: Uint8Array }; g: Gre }[] {
+    for (let i = from; i < to; i++) srv.dp.ring(abi.RingId.TUN_RX).push(down(i, size(i)));
+    srv.dp.pump();
+    return sent(srv)
+      .map((raw) => ({ raw, g: parseGre(raw.gre) }))
+      .filter((p) => p.g.payload.length > 0);
+  }
+
+  /** The key after `changes` RFC 3078 7.3 changes of the 128-bit initial session key (RFC 3079 3.5.3 vector). */
+  function keyAfter(changes: number): Uint8Array {
+    let key = fromHex(v128.send_session_key);
+    for (let i = 0; i < changes; i++) key = mppeChangeKey(serverSend, key, 128);
+    return key;
+  }
+
+  for (const stateless of [false, true]) {
+    for (const bits of [40, 128] as const) {
+      it(`${bits}-bit ${stateless ? 'stateless' : 'stateful'}: 5000 packets each way across the wrap decrypt exactly; counts run 4095 -> 0, flushed as the mode says`, () => {
+        const srv = side('server', { bits, stateless });
+        const cli = side('client', { bits, stateless });
+        const headers: { count: number; flushed: boolean }[] = [];
+        const wire: Gre[] = [];
+        for (let from = 0; from < 5000; from += BATCH) {
+          const d = Array.from({ length: BATCH }, (_, k) => down(from + k, size(from + k)));
+          const u = Array.from({ length: BATCH }, (_, k) => up(from + k, size(from + k + 7)));
+          const out = serverSends(srv, from, from + BATCH);
+          for (const p of u) cli.dp.ring(abi.RingId.TUN_RX).push(p);
+          cli.dp.pump();
+          for (const p of out) headers.push(mppeHeader(p.g));
+          if (from >= 4000 && from < 4500) wire.push(...out.map((p) => p.g));
+          deliver(cli, srv, out.map((p) => p.raw));
+          deliver(srv, cli, sent(cli));
+          sent(srv); // acknowledgments
+          expect(tunOut(cli).map(hex)).toEqual(d.map(hex));
+          expect(tunOut(srv).map(hex)).toEqual(u.map(hex));
+        }
+        expect(headers.map((h) => h.count)).toEqual(Array.from({ length: 5000 }, (_, i) => i % 4096));
+        // Stateless: every packet flushed (RFC 3078 8.1); stateful: exactly the flag packets, count & 0xff == 0xff (8.2).
+        expect(headers.filter((h) => h.flushed).map((h) => h.count)).toEqual(
+          stateless ? headers.map((h) => h.count) : Array.from({ length: 5000 }, (_, i) => i % 4096).filter((c) => (c & 0xff) === 0xff),
+        );
+        expect(srv.dp.stat(abi.Stat.PPTP_UP_PKTS)).toBe(5000n);
+        expect(cli.dp.stat(abi.Stat.PPTP_UP_PKTS)).toBe(5000n);
+        expect(srv.ctrl).toHaveLength(0);
+        expect(cli.ctrl).toHaveLength(0);
+        expect(srv.dp.drops()).toEqual(side('server', null).dp.drops()); // nothing dropped, for any reason
+
+        if (bits !== 128) return;
+        // The bytes across the wrap against a model of RFC 3078 7.3 built from the RFC 3079 3.5.3 key.
+        const plain = (i: number) => new Uint8Array([0x00, 0x21, ...down(i, size(i))]);
+        const enc = (i: number) => wire[i - 4000]!.payload.subarray(6);
+        if (stateless) {
+          // Packet i is sent under the key after i + 1 changes, RC4 restarted.
+          let key = keyAfter(4094);
+          for (let i = 4094; i <= 4098; i++) {
+            key = mppeChangeKey(serverSend, key, 128);
+            expect(hex(enc(i)), `packet ${i}`).toBe(hex(rc4(key, plain(i))));
+          }
+        } else {
+          // Flag packets 255, 511, ..., 4095: packets 4095 (count 4095) .. 4350 (count 254) are one
+          // RC4 stream under the key after 16 changes, running on across the wrap.
+          const ids = Array.from({ length: 256 }, (_, k) => 4095 + k);
+          const stream = rc4(keyAfter(16), new Uint8Array(ids.flatMap((i) => [...plain(i)])));
+          let o = 0;
+          for (const i of ids) {
+            const n = plain(i).length;
+            expect(hex(enc(i)), `packet ${i}`).toBe(hex(stream.subarray(o, o + n)));
+            o += n;
+          }
+          // And 4351 (count 255) is the next flag packet, under the key after 17 changes.
+          expect(hex(enc(4351))).toBe(hex(rc4(keyAfter(17), plain(4351))));
+        }
+      });
+    }
+  }
+
+  /**
+   * Stateful, 128-bit: deliver 0..4089, then 4090..4119 with `lost` missing,
+   * relay the receiver's Reset-Request, and expect the first flushed packet
+   * after it to resynchronise (every packet after it decrypts), on through
+   * the next flag packet.
+   */
+  function lossAtWrap(lost: readonly number[]) {
+    const srv = side('server', { bits: 128, stateless: false });
+    const cli = side('client', { bits: 128, stateless: false });
+    for (let from = 0; from < 4090; from += 409) {
+      deliver(cli, srv, serverSends(srv, from, from + 409).map((p) => p.raw));
+      expect(tunOut(cli)).toHaveLength(409);
+      sent(cli);
+    }
+    const batch = serverSends(srv, 4090, 4120);
+    expect(batch.map((p) => mppeHeader(p.g).count)).toEqual(Array.from({ length: 30 }, (_, k) => (4090 + k) % 4096));
+    deliver(
+      cli,
+      srv,
+      batch.filter((_, k) => !lost.includes(4090 + k)).map((p) => p.raw),
+    );
+    const firstLost = Math.min(...lost);
+    // Before the loss: delivered; from the first packet after it: discarded until a flushed packet.
+    expect(tunOut(cli).map(hex)).toEqual(Array.from({ length: firstLost - 4090 }, (_, k) => hex(down(4090 + k, size(4090 + k)))));
+    expect(cli.ctrl.map((c) => c.kind)).toEqual([abi.CtrlKind.MPPE_RESET_NEEDED]);
+    expect(cli.dp.drops().mppe_coherency).toBe(1n);
+    const arrivedAfter = 4120 - firstLost - lost.length;
+    expect(cli.dp.drops().mppe_discard).toBe(BigInt(arrivedAfter - 1));
+    // The control plane relays the CCP Reset-Request: the server's next packet is flushed.
+    srv.st.mppeReset(srv.idx);
+    const answer = serverSends(srv, 4120, 4140);
+    expect(answer.map((p) => mppeHeader(p.g))[0]).toEqual({ count: 4120 % 4096, flushed: true });
+    deliver(cli, srv, answer.map((p) => p.raw));
+    expect(tunOut(cli).map(hex), 'the first flushed packet after the Reset-Request resynchronises').toEqual(
+      Array.from({ length: 20 }, (_, k) => hex(down(4120 + k, size(4120 + k)))),
+    );
+    // On through the next flag packet (4351, count 255) and beyond.
+    deliver(cli, srv, serverSends(srv, 4140, 4600).map((p) => p.raw));
+    expect(tunOut(cli)).toHaveLength(460);
+    expect(cli.ctrl).toHaveLength(1);
+    expect(cli.dp.drops().mppe_discard).toBe(BigInt(arrivedAfter - 1));
+  }
+
+  it('stateful: loss just before the wrap (counts 4093, 4094; the flag packet 4095 arrives out of order): Reset-Request, resync', () => {
+    lossAtWrap([4093, 4094]);
+  });
+
+  it('stateful: the flag packet at the wrap lost (counts 4095, 0): Reset-Request, resync with the missed key change', () => {
+    lossAtWrap([4095, 4096]);
+  });
+
+  it('stateful: loss just after the wrap (counts 0, 1, 2; the flag packet 4095 received): Reset-Request, resync', () => {
+    lossAtWrap([4096, 4097, 4098]);
+  });
+
+  it('stateful: the very first packet lost (count 0): the flag packet at count 255 resynchronises without a Reset-Request answer', () => {
+    const srv = side('server', { bits: 128, stateless: false });
+    const cli = side('client', { bits: 128, stateless: false });
+    const b = serverSends(srv, 0, 300);
+    deliver(cli, srv, b.slice(1).map((p) => p.raw));
+    expect(cli.ctrl.map((c) => c.kind)).toEqual([abi.CtrlKind.MPPE_RESET_NEEDED]);
+    expect(tunOut(cli).map(hex)).toEqual(Array.from({ length: 45 }, (_, k) => hex(down(255 + k, size(255 + k)))));
+    expect(cli.dp.drops().mppe_discard).toBe(253n);
+  });
+
+  it('stateful: loss right after an ordinary flag packet (count 255 received, 256 lost) needs only the answer to the Reset-Request', () => {
+    const srv = side('server', { bits: 128, stateless: false });
+    const cli = side('client', { bits: 128, stateless: false });
+    const b = serverSends(srv, 0, 300);
+    deliver(cli, srv, b.filter((_, i) => i !== 256).map((p) => p.raw));
+    expect(tunOut(cli)).toHaveLength(256);
+    expect(cli.ctrl.map((c) => c.kind)).toEqual([abi.CtrlKind.MPPE_RESET_NEEDED]);
+    srv.st.mppeReset(srv.idx);
+    deliver(cli, srv, serverSends(srv, 300, 310).map((p) => p.raw));
+    expect(tunOut(cli).map(hex)).toEqual(Array.from({ length: 10 }, (_, k) => hex(down(300 + k, size(300 + k)))));
+  });
+});

@@ -182,9 +182,11 @@ describe('PptpDataPath', () => {
     expect(cli.path.stats.resetRequestsSent).toBe(1);
     const times: number[] = [];
     for (let ms = 0; ms < 10_000; ms += 5) {
-      // The peer keeps sending (never flushing): every packet is discarded.
+      // The peer keeps sending (never flushing): every packet is discarded. Its flag packets
+      // (count & 0xff == 0xff, flushed: they would resynchronise) are lost too.
+      const count = (3 + ms / 5) % 4096;
       sendDown(srv, 50, 1);
-      deliver(srv, cli);
+      deliver(srv, cli, () => (count & 0xff) !== 0xff);
       const before = cli.path.stats.resetRequestsSent;
       clock.advance(5);
       if (cli.path.stats.resetRequestsSent > before) times.push(clock.now());
