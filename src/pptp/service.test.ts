@@ -6,7 +6,8 @@
  * so the test can lose or inspect packets on the way.
  *
  * Covers the wiring: call ids, PPP over injected GRE, MPPE installed at PPP
- * up (stateful and stateless, bytes checked on the wire), IP both ways,
+ * up (stateful and stateless, bytes checked on the wire; 40 and 56 bits:
+ * the reduced keys in both engines), IP both ways,
  * stateful resynchronisation after a loss (Reset-Request, flushed packet),
  * teardown from either side (leases released, entries freed), wrong
  * password, MPPE policy, two clients from one address (NAT), and the bounds
@@ -32,6 +33,8 @@ import { PptpService, pptpAuthMethods, pptpMppePolicy, pptpMru, pptpPolicyVerifi
 import { ControlMessageType, encodeControlMessage, FRAMING_ANY, BEARER_ANY, ControlDeframer } from './codec.js';
 import { PPTP_MAX_MRU, PPTP_MAX_MTU } from './datapath.js';
 import type { Verifier } from '../ppp/auth/types.js';
+import type { PppUpInfo } from '../ppp/index.js';
+import { MPPE_BITS, MPPE_KEY_LEN, MPPE_SESSION_KEY } from '../../assembly/crypto/sizes.js';
 import { icmpEcho, ipv4Packet } from '../../test/lib/packets.js';
 
 const LOOPBACK = '127.0.0.1';
@@ -334,6 +337,65 @@ describe('PPTP service and client back to back (loopback control connection, GRE
     const c = await S.connect({ mppe: { required: false } });
     expect(c.mppe).toEqual({ bits: 128, stateless: false });
   }, 30_000);
+
+  /** One direction's MPPE key state in a session entry of an engine: strength, key length and the current session key. */
+  const mppeKeys = (dp: DataPlane, idx: number, dir: 'send' | 'recv') => {
+    const at = dp.sessionOffset(idx) + (dir === 'send' ? abi.SE_MPPE_SEND_KEYS : abi.SE_MPPE_RECV_KEYS);
+    const len = dp.dv.getUint32(at + MPPE_KEY_LEN, true);
+    return { bits: dp.dv.getUint32(at + MPPE_BITS, true), len, key: Buffer.from(dp.u8.slice(at + MPPE_SESSION_KEY, at + MPPE_SESSION_KEY + len)).toString('hex') };
+  };
+
+  for (const [bits, serverStrengths, salt] of [
+    [40, [40], 'd1269e'],
+    [56, [56], 'd1'],
+    [56, [128, 56, 40], 'd1'],
+  ] as const) {
+    it(`${bits}-bit MPPE (server mppe.strengths [${serverStrengths.join(', ')}], client asking ${bits}): negotiated on both sides, reduced keys in both engines (RFC 3079 3.1, 3.2), data both ways`, async () => {
+      const S = await start(`mppe: {strengths: [${serverStrengths.join(', ')}]}`);
+      const c = await S.connect({ mppe: { strengths: [bits] } });
+      expect(c.mppe).toEqual({ bits, stateless: false });
+      const srv = S.service.liveSessions[0]!;
+      expect(srv.mppe).toEqual({ bits, stateless: false });
+      // The engines run the strength: 8-octet keys whose first octets are the RFC 3079 salt, and each
+      // direction's key is the same at both ends (client send = server receive and back).
+      const cs = mppeKeys(c.dataplane, c.sessionIndex, 'send');
+      const cr = mppeKeys(c.dataplane, c.sessionIndex, 'recv');
+      const ss = mppeKeys(S.dp, srv.dataplaneIndex!, 'send');
+      const sr = mppeKeys(S.dp, srv.dataplaneIndex!, 'recv');
+      for (const k of [cs, cr, ss, sr]) {
+        expect(k).toMatchObject({ bits, len: 8 });
+        expect(k.key.startsWith(salt), k.key).toBe(true);
+      }
+      expect(cs.key).toBe(sr.key);
+      expect(cr.key).toBe(ss.key);
+      expect(cs.key).not.toBe(cr.key);
+      // And they are the initial session keys the control plane derived from the MS-CHAPv2 master keys.
+      const derived = (srv as unknown as { pppUp: PppUpInfo }).pppUp.mppe!;
+      expect([ss.key, sr.key]).toEqual([Buffer.from(derived.sendKey).toString('hex'), Buffer.from(derived.recvKey).toString('hex')]);
+
+      const up = Array.from({ length: 20 }, (_, i) => ping(c.ipv4, i + 1, 40 + i * 70));
+      S.wire.seen.length = 0;
+      for (const p of up) c.dataplane.submit(abi.RingId.TUN_RX, p, {});
+      const got: Uint8Array[] = [];
+      await waitUntil(() => (got.push(...S.tunTx(S.dp)), got.length >= up.length), 5_000, 'the uplink packets at the gateway');
+      expect(got.map((p) => Buffer.from(p).toString('hex'))).toEqual(up.map((p) => Buffer.from(p).toString('hex')));
+      const down = Array.from({ length: 20 }, (_, i) => ipv4Packet(GATEWAY, c.ipv4, 1, icmpEcho(0, 7, i, new Uint8Array(60 + i * 50).fill(i))));
+      for (const p of down) S.dp.ring(abi.RingId.TUN_RX).push(p);
+      S.dp.schedule();
+      const back: Uint8Array[] = [];
+      await waitUntil(() => (back.push(...S.tunTx(c.dataplane)), back.length >= down.length), 5_000, 'the downlink packets at the client');
+      expect(back.map((p) => Buffer.from(p).toString('hex'))).toEqual(down.map((p) => Buffer.from(p).toString('hex')));
+      // Encrypted on the wire both ways: MPPE frames only (D bit), no cleartext payload.
+      const data = S.wire.seen.map((w) => ({ from: w.from, f: pppOf(w) })).filter((x) => x.f?.[2] === 0x00 && x.f[3] === 0xfd);
+      expect(data.filter((x) => x.from === 'client')).toHaveLength(up.length);
+      expect(data.filter((x) => x.from === 'server')).toHaveLength(down.length);
+      for (const x of data) expect(x.f![4]! & 0x10).toBe(0x10);
+      for (const w of S.wire.seen) {
+        expect(Buffer.from(w.gre).includes(Buffer.from(up[7]!.subarray(20)))).toBe(false);
+        expect(Buffer.from(w.gre).includes(Buffer.from(down[7]!.subarray(20)))).toBe(false);
+      }
+    }, 30_000);
+  }
 
   it('two clients from the same address (as behind NAT) get their own call ids and sessions', async () => {
     const S = await start();
