@@ -30,6 +30,27 @@ function mppeFrame(count: number, flushed: boolean, seq: number): Uint8Array {
   return ipv4Packet(PEER, '198.18.1.1', 47, encodeGre({ callId: MY_CALL, sequence: seq }, frame));
 }
 
+describe('SessionTable.mppe', () => {
+  it('takes start keys of the strength\'s length: 8 octets at 40 and 56 bits, 16 at 128 (RFC 3079 3.1-3.3); shorter is a usage error', () => {
+    const dp = new DataPlane({ maxSessions: 4 });
+    const start = () => {
+      const idx = dp.sessions.allocate()!;
+      dp.sessions.attach(idx, { tunnel: abi.Tunnel.PPTP, gre: { peer: PEER, myCallId: MY_CALL + idx, peerCallId: 0x4321 } });
+      return idx;
+    };
+    const k8 = new Uint8Array(8).fill(3);
+    const k16 = new Uint8Array(16).fill(3);
+    for (const bits of [40, 56] as const) {
+      const idx = start();
+      dp.sessions.mppe(idx, { bits, stateless: false, sendStartKey: k8, recvStartKey: k8 });
+      expect(dp.sessions.mppeState(idx).on).toBe(true);
+    }
+    expect(() => dp.sessions.mppe(start(), { bits: 128, stateless: false, sendStartKey: k8, recvStartKey: k16 })).toThrow(/at 128 bits are 16 octets/);
+    expect(() => dp.sessions.mppe(start(), { bits: 40, stateless: false, sendStartKey: k16, recvStartKey: new Uint8Array(7) })).toThrow(/at 40 bits are 8 octets/);
+    dp.close();
+  });
+});
+
 describe('SessionTable.mppeState', () => {
   it('reports the mode, a pending send flush, and the stateful receive discard state', () => {
     const { dp, idx } = pptpSession(false);

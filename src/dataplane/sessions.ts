@@ -38,7 +38,10 @@ export interface GreParams {
 export interface MppeParams {
   bits: 40 | 56 | 128;
   stateless: boolean;
-  /** Start keys (RFC 3079 3.4 GetAsymmetricStartKey): 16 octets each, from this side's point of view. */
+  /**
+   * Start keys (RFC 3079 3.4 GetAsymmetricStartKey), from this side's point of
+   * view: 16 octets at 128 bits, 8 at 40 and 56 (3.1, 3.2; longer keys are cut).
+   */
   sendStartKey: Uint8Array;
   recvStartKey: Uint8Array;
 }
@@ -142,10 +145,13 @@ export class SessionTable {
   /** Start MPPE (after CCP opened): derives both directions' initial keys in the data plane. */
   mppe(idx: number, p: MppeParams): void {
     this.entry(idx);
-    if (p.sendStartKey.length < 16 || p.recvStartKey.length < 16) throw new VpnError('ERR_USAGE', 'MPPE start keys are 16 octets');
+    const len = p.bits === 128 ? 16 : 8;
+    if (p.sendStartKey.length < len || p.recvStartKey.length < len) throw new VpnError('ERR_USAGE', `MPPE start keys at ${p.bits} bits are ${len} octets`);
+    // The WASM side reads 16-octet slots and uses the strength's length of each.
     const at = this.dp.layout.scratch + abi.SCRATCH_MPPE_KEYS;
-    this.dp.u8.set(p.sendStartKey.subarray(0, 16), at);
-    this.dp.u8.set(p.recvStartKey.subarray(0, 16), at + 16);
+    this.dp.u8.fill(0, at, at + 32);
+    this.dp.u8.set(p.sendStartKey.subarray(0, len), at);
+    this.dp.u8.set(p.recvStartKey.subarray(0, len), at + 16);
     const r = this.dp.wasm.mppeInit(idx, p.bits, p.stateless ? 1 : 0);
     this.dp.u8.fill(0, at, at + 32);
     if (r !== 0) throw new VpnError('ERR_PROTOCOL', `MPPE setup for session ${idx} failed (code ${r})`);

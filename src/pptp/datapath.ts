@@ -199,10 +199,7 @@ export class PptpDataPath {
     if (this.current !== PathState.Attached) return;
     if (info.mppe) {
       const m = info.mppe;
-      // At 40 and 56 bits a start key is 8 octets (RFC 3079 3.1, 3.2); the data plane takes 16-octet
-      // slots and reads the strength's length from them.
-      const slot = (k: Uint8Array) => (k.length >= 16 ? k : Uint8Array.from({ length: 16 }, (_, i) => k[i] ?? 0));
-      this.dp.sessions.mppe(this.idx, { bits: m.bits, stateless: m.stateless, sendStartKey: slot(m.sendStartKey), recvStartKey: slot(m.recvStartKey) });
+      this.dp.sessions.mppe(this.idx, { bits: m.bits, stateless: m.stateless, sendStartKey: m.sendStartKey, recvStartKey: m.recvStartKey });
     }
     const mtu = Math.min(info.mtu, PPTP_MAX_MTU);
     this.dp.sessions.activate(this.idx, { ipv4, mtu, pfc: info.pfc, acfc: info.acfc });
