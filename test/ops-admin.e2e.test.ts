@@ -69,7 +69,7 @@ describe.skipIf(!f.ok)('admin API and vpngw sessions against real sessions of a 
     writeFileSync(
       cfg,
       `stateDir: state
-dataplane: {workers: 1, maxSessionsPerWorker: 64, tun: {name: ${uniqueIfName('tadm')}, mtu: 1400}}
+dataplane: {workers: 2, maxSessionsPerWorker: 64, tun: {name: ${uniqueIfName('tadm')}, mtu: 1400}}
 users: {demoUser: false}
 auth: {sstp: [mschapv2, eap-mschapv2]}
 sstp: {listen: ${link.host(1)}, port: 443}

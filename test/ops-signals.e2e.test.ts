@@ -59,7 +59,7 @@ describe.skipIf(!f.ok)('vpngw serve: SIGHUP and SIGTERM with live tunnels', () =
   const survivors: LabTunnel[] = [];
 
   const config = (extra: { limits?: string; log?: string } = {}) => `stateDir: state
-dataplane: {workers: 1, maxSessionsPerWorker: 64, tun: {name: ${tun}, mtu: 1400}}
+dataplane: {workers: 2, maxSessionsPerWorker: 64, tun: {name: ${tun}, mtu: 1400}}
 users: {demoUser: false}
 auth: {sstp: [mschapv2, eap-mschapv2]}
 sstp: {listen: ${link.host(1)}, port: 443}

@@ -22,7 +22,8 @@ import type { AddressAllocator } from '../pool/types.js';
 import type { DataPlane } from '../dataplane/engine.js';
 import { Ipv4Pool } from '../pool/ipv4-pool.js';
 import type { Config, Protocol } from '../config/schema.js';
-import type { DataplaneSnapshot, GatewayMetrics, MetricsSource, PoolUsage, SessionCount } from '../metrics/registry.js';
+import type { DataplaneSnapshot, GatewayMetrics, MetricsSource, PoolUsage, SessionCount, TunnelMetrics } from '../metrics/registry.js';
+import type { AddressSteering } from '../tunnel/session.js';
 import type { GatewayControl, ManagedSession, SessionInfo } from './types.js';
 
 /** Everything a protocol server gets from the gateway. */
@@ -31,7 +32,8 @@ export interface ServerContext {
   config(): Readonly<Config>;
   log: Logger;
   clock: Clock;
-  metrics: GatewayMetrics;
+  /** Set-up, authentication, TLS and keepalive events (main's GatewayMetrics, or a worker's forwarder). */
+  metrics: TunnelMetrics;
   sessions: SessionRegistry;
   /** Address pool by name (the protocol section's `pool`). */
   pool(name: string): AddressAllocator | undefined;
@@ -39,6 +41,13 @@ export interface ServerContext {
   verifier: Verifier | undefined;
   /** The data-plane engines, one per worker (empty while there is none). */
   dataplanes(): readonly DataPlane[];
+  /**
+   * Sessions of the whole gateway, when this context is one data-plane
+   * worker's (limits.maxSessions counts them all); absent: sessions.size.
+   */
+  totalSessions?(): number;
+  /** Downlink steering of inner addresses to this worker (multi-worker data plane; absent in-process). */
+  steering?: AddressSteering;
   /** Tell the operator something once (stderr of `vpngw serve`, e.g. a certificate fingerprint); absent when embedded. */
   progress?(message: string): void;
 }

@@ -33,6 +33,8 @@ export interface SessionInfo {
   /** IP payload bytes from the client (uplink) and to the client (downlink). */
   bytesIn: number;
   bytesOut: number;
+  /** The data-plane worker that owns the session (`vpngw serve` with worker threads; absent in-process). */
+  worker?: number;
 }
 
 /** What the admin API asks of the gateway. */
@@ -62,6 +64,14 @@ export interface ManagedSession {
    * registry falls back to info().user.
    */
   username?(): string | null;
+  /**
+   * Call `onChange` whenever what info() says (user, inner address, state)
+   * may have changed; returns the unsubscribe. Optional: for mirrors of the
+   * registry in another thread (src/workers).
+   */
+  watch?(onChange: () => void): () => void;
+  /** The session's entry in its worker's data-plane session table, while it has one. */
+  dataplaneIndex?(): number | undefined;
   /**
    * Proper protocol teardown (SSTP Call Disconnect, PPTP Call-Clear and
    * Stop-Control-Connection, L2TP CDN/StopCCN, after LCP Terminate). Resolves

@@ -1,8 +1,15 @@
 /**
  * `vpngw serve`: run the gateway.
  *
- *   load config -> logger -> state dir -> admin/metrics listener -> data plane
- *   + TUN device -> demo user (first start) -> protocol servers -> ready
+ *   load config -> logger -> state dir -> admin/metrics listener -> TUN device
+ *   (one queue per worker, steering) + data-plane worker threads -> demo user
+ *   (first start) -> protocol servers (in every worker) -> ready
+ *
+ * Threads (src/workers): main keeps config, users and the verifier chain,
+ * pools, metrics, admin API and signals; `dataplane.workers` worker threads
+ * (default one per core, 1 still a thread) each own a data plane, a TUN
+ * queue, SO_REUSEPORT listeners and their sessions. A worker that dies
+ * stops the gateway (graceful for the others, exit status 1).
  *   SIGHUP: reload (users, pools growing, policies, log level); an invalid
  *           file keeps the running config and logs every issue
  *   SIGTERM/SIGINT: stop accepting, servers tell their clients, bounded wait,
@@ -30,7 +37,8 @@ import { startAdminServer, type AdminServer } from '../admin/server.js';
 import { DataPlane } from '../dataplane/engine.js';
 import { native } from '../dataplane/native.js';
 import { findUserStore } from './plugins.js';
-import { openGatewayVerifier } from '../aaa/gateway-verifier.js';
+import { openGatewayVerifier, sessionPolicyVerifier } from '../aaa/gateway-verifier.js';
+import { WorkerSet, openTunQueues } from '../workers/supervisor.js';
 import { progress, type CliIo, type SignalName } from './io.js';
 
 // Our choices.
@@ -58,11 +66,15 @@ export function needsRoot(e: unknown, what: string): unknown {
   return e;
 }
 
-/** One forward-mode engine attached to a new TUN device configured with the gateway address. */
+/**
+ * One forward-mode engine on this thread, attached to a new TUN device
+ * configured with the gateway address: the in-process mode (test labs,
+ * benchmarks, embedders). `vpngw serve` runs worker threads instead.
+ */
 export function openDataplane(config: Readonly<Config>, log: Logger): RunningDataplane {
   const d = config.dataplane;
   const netns = d.tun.netns !== undefined ? { netns: d.tun.netns } : {};
-  if (d.workers > 1) log.info({ configured: d.workers }, 'data plane: one worker in the main thread (multi-worker is not implemented yet)');
+  if (d.workers > 1) log.info({ configured: d.workers }, 'data plane: in-process, one engine on this thread (dataplane.workers applies to worker threads)');
   const dp = new DataPlane({
     mode: abi.Mode.FORWARD,
     maxSessions: d.maxSessionsPerWorker,
@@ -195,7 +207,7 @@ export async function serve(io: CliIo, opts: ServeOptions): Promise<number> {
     }
 
     const metrics = new GatewayMetrics(undefined, { version: opts.version });
-    let dataplane: RunningDataplane | undefined;
+    let workers: WorkerSet | undefined;
     // Created before the gateway so every protocol server shares it; the demo
     // user (first start) is added below and picked up by a reload.
     const users = await openGatewayVerifier({
@@ -210,8 +222,7 @@ export async function serve(io: CliIo, opts: ServeOptions): Promise<number> {
       clock: systemClock,
       metrics,
       verifier: users.verifier,
-      dataplane: () => (dataplane ? snapshotDataplane(dataplane.engines) : undefined),
-      dataplanes: () => dataplane?.engines ?? [],
+      dataplane: () => (workers ? snapshotDataplane(workers.views) : undefined),
       progress: (m) => progress(io, m),
     });
 
@@ -231,11 +242,32 @@ export async function serve(io: CliIo, opts: ServeOptions): Promise<number> {
     }
 
     progress(io, `opening TUN device ${config.dataplane.tun.name}`);
-    dataplane = openDataplane(config, log);
-    const dp = dataplane;
-    cleanup.push(() => {
-      dp.close();
-      dataplane = undefined;
+    const tun = openTunQueues(config, config.dataplane.workers, log, needsRoot);
+    progress(io, `starting ${config.dataplane.workers} data-plane worker${config.dataplane.workers === 1 ? '' : 's'}`);
+    let workerLost!: (reason: string) => void;
+    const workerFailed = new Promise<string>((r) => (workerLost = r));
+    const ws = await WorkerSet.start(
+      {
+        config,
+        log,
+        clock: systemClock,
+        metrics,
+        registry: gateway.sessions,
+        pools: (name) => gateway.ctx.pool(name),
+        // The per-user limit counts every worker's sessions here; each worker's tunnel policy adds its own layer (MPPE, auth metrics).
+        verifier: sessionPolicyVerifier(users.verifier, {
+          sessionsOf: (user) => gateway.sessions.countOfUser(user),
+          maxPerUser: () => config.limits.maxSessionsPerUser,
+        }),
+        progress: (m) => progress(io, m),
+        onWorkerExit: (_index, reason) => workerLost(reason),
+      },
+      tun,
+    );
+    workers = ws;
+    cleanup.push(async () => {
+      await ws.close();
+      workers = undefined;
     });
 
     await ensureDemoUser(config, io, log);
@@ -244,11 +276,11 @@ export async function serve(io: CliIo, opts: ServeOptions): Promise<number> {
     const enabled = enabledProtocols(config);
     const servers: ProtocolServer[] = [];
     for (const p of enabled) {
-      const factory = await findProtocolServer(p);
-      if (factory) servers.push(factory());
+      if (p === 'sstp' || p === 'pptp') servers.push(ws.server(p));
       else {
-        log.warn({ protocol: p }, `${p}: enabled, but no protocol server is implemented yet`);
-        progress(io, `${p}: enabled, but no protocol server is implemented yet`);
+        const why = (await findProtocolServer(p)) ? 'its server does not run in data-plane workers yet' : 'no protocol server is implemented yet';
+        log.warn({ protocol: p }, `${p}: enabled, but ${why}`);
+        progress(io, `${p}: enabled, but ${why}`);
       }
     }
     progress(io, `protocols enabled: ${enabled.length ? enabled.join(', ') : 'none'}`);
@@ -267,6 +299,7 @@ export async function serve(io: CliIo, opts: ServeOptions): Promise<number> {
         const plan = planReload(config, next);
         for (const r of plan.needsRestart) log.warn({ path: r.path, reason: r.reason }, `reload: ${r.path} needs a restart (${r.reason})`);
         gateway.reload(plan.config);
+        ws.reload(plan.config);
         log.level = plan.config.log.level;
         config = plan.config;
         log.info({ applied: plan.applied, needsRestart: plan.needsRestart.length }, 'reload: configuration applied');
@@ -286,11 +319,12 @@ export async function serve(io: CliIo, opts: ServeOptions): Promise<number> {
         progress(io, `${sig} ignored: already shutting down`);
       },
     });
-    const sig = await signals.stopped;
-    progress(io, `${sig}: shutting down (up to ${SHUTDOWN_GRACE_MS / 1000} s)`);
-    await gateway.shutdown(sig, SHUTDOWN_GRACE_MS);
+    const stop = await Promise.race([signals.stopped.then((sig) => ({ sig, lost: undefined })), workerFailed.then((lost) => ({ sig: 'worker failure', lost }))]);
+    progress(io, `${stop.lost ? `${stop.lost}` : stop.sig}: shutting down (up to ${SHUTDOWN_GRACE_MS / 1000} s)`);
+    await gateway.shutdown(stop.sig, SHUTDOWN_GRACE_MS);
     await runCleanup();
     signals.dispose();
+    if (stop.lost) throw new VpnError('ERR_WORKER', `${stop.lost}; the gateway stopped`);
     log.info('vpngw stopped');
     progress(io, 'stopped');
     return 0;

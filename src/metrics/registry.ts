@@ -102,6 +102,9 @@ export const NONCONVENTIONAL_DEFAULT_METRICS = ['nodejs_active_handles_total', '
 
 const num = (v: bigint | number): number => (typeof v === 'bigint' ? Number(v) : v);
 
+/** The events a protocol server reports (a worker thread forwards them to main's GatewayMetrics). */
+export type TunnelMetrics = Pick<GatewayMetrics, 'authResult' | 'sessionSetup' | 'tlsHandshakeFailure' | 'keepaliveTimeout'>;
+
 export class GatewayMetrics {
   readonly registry = new Registry();
   private readonly authResults: Counter<'method' | 'outcome'>;

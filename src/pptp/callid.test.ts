@@ -49,4 +49,24 @@ describe('PPTP Call ID allocation', () => {
     expect(() => new CallIdAllocator({ max: 65536 })).toThrow(RangeError);
     expect(() => new CallIdAllocator({ min: 9, max: 8 })).toThrow(RangeError);
   });
+
+  it('hands out only its residue class (a worker of N), every member once, then none', () => {
+    const a = new CallIdAllocator({ min: 1, max: 20, modulus: 3, remainder: 2, start: 7 });
+    expect(a.size).toBe(7); // 2, 5, 8, 11, 14, 17, 20
+    const got: number[] = [];
+    for (let id = a.allocate(); id !== undefined; id = a.allocate()) got.push(id);
+    expect(got).toEqual([8, 11, 14, 17, 20, 2, 5]);
+    expect(a.isAllocated(8)).toBe(true);
+    expect(a.isAllocated(9)).toBe(false);
+    a.release(9); // not a member: ignored
+    expect(a.inUse).toBe(7);
+    a.release(11);
+    expect(a.allocate()).toBe(11);
+    // Class 0 mod 2 over the whole range never yields 0.
+    const even = new CallIdAllocator({ modulus: 2, remainder: 0, start: 65534 });
+    expect(even.size).toBe(32767);
+    expect([even.allocate(), even.allocate()]).toEqual([65534, 2]);
+    expect(() => new CallIdAllocator({ modulus: 2, remainder: 2 })).toThrow(RangeError);
+    expect(() => new CallIdAllocator({ min: 4, max: 4, modulus: 3, remainder: 0 })).toThrow(/no id/);
+  });
 });

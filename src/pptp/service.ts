@@ -43,14 +43,14 @@ import type { Logger } from '../util/log.js';
 import type { Clock, Timer } from '../util/clock.js';
 import { MPPE_METHODS, type Config } from '../config/schema.js';
 import type { ServerContext } from '../admin/gateway.js';
-import type { AuthOutcome, GatewayMetrics } from '../metrics/registry.js';
+import type { AuthOutcome, TunnelMetrics } from '../metrics/registry.js';
 import type { AuthMethod, Verifier, VerifyOutcome, UserAttributes } from '../ppp/auth/types.js';
 import { sessionPolicyVerifier, type SessionPolicy } from '../aaa/gateway-verifier.js';
 import type { Attachment, DataPlane } from '../dataplane/engine.js';
 import { native } from '../dataplane/native.js';
 import type { MppePolicy, PppDownInfo, PppUpInfo } from '../ppp/index.js';
 import { MPPE_OVERHEAD } from '../ppp/ccp/mppe.js';
-import { TunnelSession, type TunnelDataPath, type TunnelPppOptions } from '../tunnel/session.js';
+import { TunnelSession, type AddressSteering, type TunnelDataPath, type TunnelPppOptions } from '../tunnel/session.js';
 import { ServiceState, TunnelService, listenOn, socketTransport, type SocketTransport, type TunnelCounters } from '../tunnel/service.js';
 import { CallIdAllocator, type CallIdRange } from './callid.js';
 import type { CallClearReason, PptpCall } from './call.js';
@@ -83,6 +83,11 @@ export interface PptpServiceOptions {
   setupTimeoutMs?: number;
   /** Call ids handed out (default 1..65535 from a random point). */
   callIds?: CallIdRange;
+  /**
+   * Receive only GRE whose call id % modulus == remainder on the raw socket
+   * (a data-plane worker of N; give callIds the same class).
+   */
+  greFilter?: { modulus: number; remainder: number };
 }
 
 /** The authentication methods a PPTP server offers under the policy (see the file comment). */
@@ -170,7 +175,9 @@ export interface PptpServerSessionOptions {
     echoIntervalMs: number;
     echoFailures: number;
   };
-  metrics?: GatewayMetrics;
+  metrics?: TunnelMetrics;
+  /** Downlink steering of the inner address (multi-worker data plane). */
+  steering?: AddressSteering;
   events?: {
     /** The call is established: the session becomes visible (register it). */
     onCall?(s: PptpServerSession): void;
@@ -527,8 +534,17 @@ export class PptpService extends TunnelService<PptpServerSession> {
       const code = isVpnError(e) ? e.code : 'ERR_NATIVE';
       throw new VpnError(code, `pptp: cannot open the raw GRE socket: ${(e as Error).message}${code === 'ERR_PERMISSION' ? ' (PPTP needs root or CAP_NET_RAW)' : ''}`, { cause: e });
     }
+    if (this.opts.greFilter) {
+      try {
+        native.greCallIdFilter(this.greFd, this.opts.greFilter.modulus, this.opts.greFilter.remainder);
+      } catch (e) {
+        native.close(this.greFd);
+        this.greFd = undefined;
+        throw e;
+      }
+    }
     this.greAttachment = dp.attach('gre', this.greFd, 'socket', abi.RingId.GRE_RX, abi.RingId.GRE_TX);
-    this.log.info({ netns: this.opts.netns }, 'pptp: raw GRE socket attached to the data plane');
+    this.log.info({ netns: this.opts.netns, callIdClass: this.opts.greFilter }, 'pptp: raw GRE socket attached to the data plane');
   }
 
   private closeGre(): void {

@@ -50,7 +50,10 @@ function serverSide() {
   let end: SstpCallEnd | undefined;
   let up = false;
   const pool = Ipv4Pool.create({ ranges: ['198.18.128.10-198.18.128.20'], gateway: '198.18.128.1' });
+  /** Steering (multi-worker data plane) and watch (registry mirror) events, in order. */
+  const events: string[] = [];
   const session = new SstpServerSession({
+    steering: { bind: (a) => events.push(`bind ${a}`), unbind: (a) => events.push(`unbind ${a}`) },
     dp,
     transport: { write: (b) => out.push(b.slice()), writableLength: 0, pause: () => {}, resume: () => {}, end: () => (ended = true) },
     clock,
@@ -76,6 +79,12 @@ function serverSide() {
       onClosed: (_s, e) => (end = e),
     },
   });
+  const m = session.managed();
+  m.watch!(() => {
+    const i = m.info();
+    const e = `state ${i.state} ${i.user ?? '-'} ${i.innerAddress ?? '-'} ${m.dataplaneIndex!() ?? '-'}`;
+    if (events.at(-1) !== e) events.push(e);
+  });
   session.start();
   session.input(HTTP);
   const tunOut = () => {
@@ -87,6 +96,7 @@ function serverSide() {
     dp,
     session,
     pool,
+    events,
     /** Server output after the HTTP response (the first write). */
     sstpOut: () => hex(Buffer.concat(out.slice(1))),
     httpOut: () => Buffer.from(out[0] ?? []).toString('latin1'),
@@ -168,7 +178,7 @@ async function reference() {
   await settle();
   // The client closes its end on the Disconnect Ack; the server learns it from the transport.
   s.session.transportClosed();
-  return { recorded, sstpOut: s.sstpOut(), tun, state: s.state(), pool: s.pool.used };
+  return { recorded, sstpOut: s.sstpOut(), tun, state: s.state(), pool: s.pool.used, events: s.events };
 }
 
 describe('SstpServerSession through the data-plane stream path', () => {
@@ -195,6 +205,15 @@ describe('SstpServerSession through the data-plane stream path', () => {
     expect(ref.tun).toHaveLength(1);
     expect(ref.state).toEqual({ ended: true, end: { reason: 'disconnected', initiator: 'peer' }, up: true });
     expect(ref.pool).toBe(0);
+    // The inner address is steered to this worker from activation to the end; watchers hear each listed change.
+    const steer = ref.events.filter((e) => !e.startsWith('state'));
+    expect(steer).toEqual(['bind 198.18.128.10', 'unbind 198.18.128.10']);
+    const states = ref.events.filter((e) => e.startsWith('state'));
+    expect(states).toContain('state authenticating - - 0');
+    expect(states).toContain('state network alice - 0');
+    expect(states).toContain('state up alice 198.18.128.10 0');
+    expect(states.at(-1)).toMatch(/^state closing alice /);
+    expect(ref.events.indexOf('bind 198.18.128.10')).toBeLessThan(ref.events.indexOf('state up alice 198.18.128.10 0'));
     // The client sent a Call Connected with the zero-HLAK binding (PAP).
     expect(ref.recorded.some((c) => c.length === 112 && c[5] === MessageType.CallConnected)).toBe(true);
   });

@@ -27,10 +27,10 @@
  */
 import type { Logger } from '../util/log.js';
 import type { DataPlane } from '../dataplane/engine.js';
-import type { GatewayMetrics } from '../metrics/registry.js';
+import type { TunnelMetrics } from '../metrics/registry.js';
 import type { PppDownInfo, PppUpInfo } from '../ppp/index.js';
 import type { AuthSuccess } from '../ppp/auth/types.js';
-import { TunnelSession, type TunnelDataPath, type TunnelPppOptions } from '../tunnel/session.js';
+import { TunnelSession, type AddressSteering, type TunnelDataPath, type TunnelPppOptions } from '../tunnel/session.js';
 import type { Clock } from '../util/clock.js';
 import { dataPacketBytes } from './codec.js';
 import { SSTP_MAX_DATA_PAYLOAD, type SstpTimers } from './constants.js';
@@ -74,7 +74,9 @@ export interface SstpServerSessionOptions {
     echoIntervalMs?: number;
     authTimeoutMs?: number;
   };
-  metrics?: GatewayMetrics;
+  metrics?: TunnelMetrics;
+  /** Downlink steering of the inner address (multi-worker data plane). */
+  steering?: AddressSteering;
   /** Tests inject the nonce source. */
   randomBytes?: (n: number) => Uint8Array;
   /** Tests inject PPP's random source (magic numbers, identifiers). */

@@ -271,6 +271,7 @@ export abstract class TunnelService<S extends TunnelSession> implements Protocol
     peer: { address: string; port: number };
     admit: () => boolean;
     metrics: ServerContext['metrics'];
+    steering?: ServerContext['steering'];
   } {
     const ctx = this.ctx!;
     return {
@@ -279,8 +280,9 @@ export abstract class TunnelService<S extends TunnelSession> implements Protocol
       log: this.log,
       peer: { address: normalizePeerAddress(socket.remoteAddress), port: socket.remotePort ?? 0 },
       // Total sessions (limits.maxSessions), beyond the data-plane table.
-      admit: () => ctx.sessions.size < ctx.config().limits.maxSessions,
+      admit: () => (ctx.totalSessions?.() ?? ctx.sessions.size) < ctx.config().limits.maxSessions,
       metrics: ctx.metrics,
+      ...(ctx.steering ? { steering: ctx.steering } : {}),
     };
   }
 

@@ -21,7 +21,7 @@ import { randomUUID } from 'node:crypto';
 import type { Bindings } from 'pino';
 import type { Clock, Timer } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
-import type { GatewayMetrics } from '../metrics/registry.js';
+import type { TunnelMetrics } from '../metrics/registry.js';
 import type { ManagedSession, Protocol, SessionInfo, SessionPhase } from '../admin/types.js';
 import type { SessionCounters } from '../dataplane/sessions.js';
 import { PppSession, Phase, type IpcpResult, type MppePolicy, type NameServers, type PppDownInfo, type PppUpInfo } from '../ppp/index.js';
@@ -115,13 +115,25 @@ export interface TunnelPppLink {
   random?: (n: number) => Uint8Array;
 }
 
+/**
+ * Where downlink packets for an inner address go, when the data plane has
+ * several workers (src/workers): bound when a session's address is
+ * installed in this worker's data plane, unbound when the session ends.
+ * Both idempotent.
+ */
+export interface AddressSteering {
+  bind(ipv4: string): void;
+  unbind(ipv4: string): void;
+}
+
 export interface TunnelSessionOptions {
   clock: Clock;
   /** The service's logger; the session logs through a child of it. */
   log: Logger;
   /** Peer's outer address and port. */
   peer: { address: string; port: number };
-  metrics?: GatewayMetrics;
+  metrics?: TunnelMetrics;
+  steering?: AddressSteering;
 }
 
 /** The data-plane session under a tunnel session (SstpStreamPath, PptpDataPath). */
@@ -137,7 +149,10 @@ export abstract class TunnelSession {
   readonly closed: Promise<void>;
   protected readonly log: Logger;
   protected readonly clock: Clock;
-  protected readonly metrics: GatewayMetrics | undefined;
+  protected readonly metrics: TunnelMetrics | undefined;
+  private readonly steering: AddressSteering | undefined;
+  private steered: string | undefined;
+  private readonly watchers = new Set<() => void>();
   protected readonly startedAt: number;
   protected ppp: PppSession | undefined;
   /** What PPP negotiated, once the session is activated with it. */
@@ -158,6 +173,7 @@ export abstract class TunnelSession {
     this.closed = new Promise((r) => (this.closedResolve = r));
     this.clock = opts.clock;
     this.metrics = opts.metrics;
+    this.steering = opts.steering;
     this.peerAddr = opts.peer;
     this.startedAt = opts.clock.now();
     this.logs = new SessionLog(opts.log, { session: this.id, protocol, peer: this.peer });
@@ -208,7 +224,23 @@ export abstract class TunnelSession {
 
   /** The gateway's handle on this session (register it when the session becomes visible). */
   managed(): ManagedSession {
-    return { id: this.id, protocol: this.protocol, info: () => this.info(), username: () => this.user, teardown: (reason) => this.teardown(reason) };
+    return {
+      id: this.id,
+      protocol: this.protocol,
+      info: () => this.info(),
+      username: () => this.user,
+      teardown: (reason) => this.teardown(reason),
+      watch: (fn) => {
+        this.watchers.add(fn);
+        return () => this.watchers.delete(fn);
+      },
+      dataplaneIndex: () => this.dataplaneIndex,
+    };
+  }
+
+  /** What info() says may have changed (watchers: registry mirrors). */
+  protected changed(): void {
+    for (const fn of this.watchers) fn();
   }
 
   /** Bytes read from the transport. */
@@ -280,12 +312,14 @@ export abstract class TunnelSession {
       ...(link.random ? { random: link.random } : {}),
     });
     this.ppp = ppp;
+    ppp.on('phase', () => this.changed());
     ppp.on('authenticated', (r) => {
       this.user = r.username;
       // From here on every line of the session names the user.
       this.logs.bind({ user: r.username });
       this.log.info({ method: r.method }, `${this.protocol}: PPP authenticated`);
       this.onAuthenticated(r);
+      this.changed();
     });
     ppp.on('authFailed', (r) => {
       this.log.info({ user: r.username, method: r.method, reason: r.reason }, `${this.protocol}: PPP authentication failed`);
@@ -316,9 +350,19 @@ export abstract class TunnelSession {
       return false;
     }
     this.activated = true;
+    if (this.steering) {
+      try {
+        this.steering.bind(v4.peerAddress);
+        this.steered = v4.peerAddress;
+      } catch (e) {
+        // Uplink still flows; downlink for the address may reach another worker and be dropped there.
+        this.log.error({ err: e, address: v4.peerAddress }, `${this.protocol}: cannot steer the session's address to this worker`);
+      }
+    }
     const seconds = (this.clock.now() - this.startedAt) / 1000;
     this.metrics?.sessionSetup(this.protocol, seconds);
     this.log.info({ address: v4.peerAddress, ...fields, setupSeconds: seconds }, `${this.protocol}: session up`);
+    this.changed();
     return true;
   }
 
@@ -351,7 +395,21 @@ export abstract class TunnelSession {
     this.finished = true;
     this.cancelLcpWait();
     cleanUp();
+    this.unsteer();
     this.closedResolve();
+    this.changed();
     return true;
+  }
+
+  /** The address no longer routes to this session's worker (also done when its lease is released). */
+  private unsteer(): void {
+    if (this.steered === undefined) return;
+    const a = this.steered;
+    this.steered = undefined;
+    try {
+      this.steering?.unbind(a);
+    } catch (e) {
+      this.log.error({ err: e, address: a }, `${this.protocol}: cannot remove the session's address steering`);
+    }
   }
 }

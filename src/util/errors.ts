@@ -49,6 +49,8 @@ export const ERROR_CODES = [
   'ERR_INTERNAL',
   // bin/vpngw.js: the compiled CLI (dist/) is missing
   'ERR_NOT_BUILT',
+  // a data-plane worker thread failed, exited, or did not answer in time
+  'ERR_WORKER',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

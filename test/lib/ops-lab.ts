@@ -248,6 +248,8 @@ export interface LabTunnel {
   sendIp(packet: Uint8Array): boolean;
   /** ICMP echo replies that came back through the tunnel. */
   echoReplies(): number;
+  /** ICMP echo requests that came down the tunnel (a flow started on the gateway's side). */
+  echoRequests(): number;
   /** How the client saw the tunnel end (resolves when it is gone). */
   ended: Promise<{ initiator: 'local' | 'peer' | 'failure'; detail: string }>;
   close(): Promise<void>;
@@ -272,6 +274,7 @@ export class LabClients {
   private sstpEngine: DataPlane | undefined;
   private readonly engines = new Set<DataPlane>();
   private readonly replies = new Map<DataPlane, Map<number, number>>();
+  private readonly requests = new Map<DataPlane, Map<number, number>>();
   private readonly drain: ReturnType<typeof setInterval>;
   readonly tunnels: LabTunnel[] = [];
 
@@ -287,9 +290,11 @@ export class LabClients {
     this.drain = setInterval(() => {
       for (const dp of this.engines) {
         const m = this.replies.get(dp)!;
+        const q = this.requests.get(dp)!;
         try {
           dp.ring(abi.RingId.TUN_TX).drain((p, meta) => {
             if (p[9] === 1 && p[20] === 0) m.set(meta.session, (m.get(meta.session) ?? 0) + 1);
+            if (p[9] === 1 && p[20] === 8) q.set(meta.session, (q.get(meta.session) ?? 0) + 1);
           });
         } catch {
           // A PPTP client's own engine closed with it.
@@ -301,9 +306,14 @@ export class LabClients {
 
   private track(dp: DataPlane): Map<number, number> {
     this.engines.add(dp);
+    if (!this.requests.has(dp)) this.requests.set(dp, new Map());
     let m = this.replies.get(dp);
     if (!m) this.replies.set(dp, (m = new Map()));
     return m;
+  }
+
+  private requestsOf(dp: DataPlane, idx: number): number {
+    return this.requests.get(dp)?.get(idx) ?? 0;
   }
 
   async open(protocol: 'sstp' | 'pptp', user: string, password: string, extra: { methods?: readonly AuthMethod[] } = {}): Promise<LabTunnel> {
@@ -327,6 +337,7 @@ export class LabClients {
       });
       // The shared engine reuses the indexes of closed tunnels.
       m.set(c.sessionIndex, 0);
+      this.requests.get(dp)!.set(c.sessionIndex, 0);
       const t: LabTunnel = {
         protocol,
         user,
@@ -334,6 +345,7 @@ export class LabClients {
         sessionIndex: c.sessionIndex,
         sendIp: (p) => c.sendIp(p),
         echoReplies: () => m.get(c.sessionIndex) ?? 0,
+      echoRequests: () => this.requestsOf(dp, c.sessionIndex),
         ended: c.ended.then((e) => ({ initiator: e.initiator, detail: e.call ? `call ${e.call.reason} (${e.call.initiator})` : (e.error?.message ?? '') })),
         close: async () => {
           await c.close();
@@ -359,6 +371,7 @@ export class LabClients {
       // Its own engine closes with it.
       this.engines.delete(dp);
       this.replies.delete(dp);
+      this.requests.delete(dp);
     });
     const t: LabTunnel = {
       protocol,
@@ -367,6 +380,7 @@ export class LabClients {
       sessionIndex: c.sessionIndex,
       sendIp: (p) => c.sendIp(p),
       echoReplies: () => m.get(c.sessionIndex) ?? 0,
+      echoRequests: () => this.requestsOf(dp, c.sessionIndex),
       ended: c.ended.then((e) => ({ initiator: e.initiator, detail: `control ${e.control ?? '-'}, call ${e.call ?? '-'}` })),
       close: async () => {
         await c.close();
