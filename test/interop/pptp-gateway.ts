@@ -10,10 +10,13 @@
  *
  * Policy as the task asks of a stock deployment: MS-CHAPv2 only, MPPE
  * required at 128 bits, stateless mode allowed when the client asks (pppd's
- * default; `mppe-stateful` lets it accept stateful).
+ * default; `mppe-stateful` lets it accept stateful). A scenario may change the
+ * MPPE strengths and stateless mode for the sessions it starts ({@link
+ * PptpInteropGateway.setMppe}).
  */
 import { native } from '../../src/dataplane/native.js';
 import { PptpService } from '../../src/pptp/service.js';
+import type { MppeBits } from '../../src/ppp/ccp/mppe.js';
 import type { NetLab } from '../lib/netns.js';
 import type { GuestLink } from './guest/guest.js';
 import { startGatewayOnLink, type InteropGatewayBase } from './interop-gateway.js';
@@ -24,11 +27,21 @@ export interface PptpInteropGateway extends InteropGatewayBase {
   service: PptpService;
   port: number;
   /**
-   * Allow stateless MPPE (and ask for it) or not, for sessions from now on:
-   * config mppe.stateless, applied as a reload (SIGHUP) applies it.
+   * The MPPE policy for sessions from now on: mppe.stateless (allow stateless
+   * MPPE and ask for it, or not) and mppe.strengths, applied as a reload
+   * (SIGHUP) applies them; no reload when nothing changes.
    */
-  setStateless(allowed: boolean): void;
+  setMppe(mppe: GatewayMppe): void;
 }
+
+/** What a scenario sets of the gateway's `mppe` section. */
+export interface GatewayMppe {
+  stateless: boolean;
+  strengths: readonly MppeBits[];
+}
+
+/** The `mppe` section the gateway starts with (and every scenario had before strengths were per scenario). */
+export const GATEWAY_MPPE_DEFAULT: Readonly<GatewayMppe> = { stateless: true, strengths: [128] };
 
 export interface PptpGatewayOptions {
   /** LCP Echo-Request interval of the gateway (config pptp.lcpEchoInterval), e.g. '1s'; default the config's. */
@@ -53,7 +66,7 @@ export async function startPptpGateway(lab: NetLab, link: GuestLink, opts: PptpG
   const gw = await startGatewayOnLink(lab, link, {
     sections: `
 auth: {pptp: [mschapv2]}
-mppe: {policy: require, strengths: [128], stateless: true}
+mppe: {policy: require, strengths: [${GATEWAY_MPPE_DEFAULT.strengths.join(', ')}], stateless: ${GATEWAY_MPPE_DEFAULT.stateless}}
 sstp: {enabled: false}
 pptp: {${keys.join(', ')}}
 `,
@@ -67,9 +80,10 @@ pptp: {${keys.join(', ')}}
     ...gw,
     service: gw.servers[0]!,
     port: PPTP_PORT,
-    setStateless(allowed) {
+    setMppe({ stateless, strengths }) {
       const cfg = gw.gateway.ctx.config();
-      if (cfg.mppe.stateless !== allowed) gw.gateway.reload({ ...cfg, mppe: { ...cfg.mppe, stateless: allowed } });
+      const same = cfg.mppe.stateless === stateless && cfg.mppe.strengths.join() === strengths.join();
+      if (!same) gw.gateway.reload({ ...cfg, mppe: { ...cfg.mppe, stateless, strengths: [...strengths] } });
     },
   };
 }

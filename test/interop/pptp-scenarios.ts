@@ -6,7 +6,7 @@
  * pppd runs pptp as its pty, the way pptp-linux documents it:
  *
  *   pppd pty "pptp <gateway> --nolaunchpppd" nodetach unit N name <user> password <pw> \
- *     require-mppe-128 refuse-eap refuse-pap refuse-chap refuse-mschap noauth nodefaultroute \
+ *     require-mppe-128|require-mppe-40 refuse-eap refuse-pap refuse-chap refuse-mschap noauth nodefaultroute \
  *     noipdefault usepeerdns debug logfile ... [mppe-stateful] [lcp-echo-interval 1 ...]
  *
  * pptp-linux keeps one call manager per server address, a detached process
@@ -15,12 +15,13 @@
  * every scenario has its own control connection.
  *
  * Each scenario first prints "start" and waits for the host's ready-<name>:
- * the host sets the gateway's MPPE policy for it (mppe.stateless, reloaded as
- * SIGHUP would) before the client dials.
+ * the host sets the gateway's MPPE policy for it (mppe.stateless and
+ * mppe.strengths, reloaded as SIGHUP would) before the client dials.
  */
 import { shq } from './guest/guest.js';
 import { SCRIPT_PRELUDE } from './interop-script.js';
 import type { LogRecord } from './interop-gateway.js';
+import type { MppeBits } from '../../src/ppp/ccp/mppe.js';
 import type { PptpGuestRun } from './pptp-guest-client.js';
 
 interface Common {
@@ -30,8 +31,12 @@ interface Common {
   expect: 'connect' | 'fail';
   /** The gateway's mppe.stateless (stateless allowed, and then asked for) while this scenario runs. */
   gatewayStateless: boolean;
+  /** The gateway's mppe.strengths while this scenario runs; default [128]. */
+  gatewayStrengths?: readonly MppeBits[];
   /** The MPPE mode the tunnel should end up in. */
   stateless?: boolean;
+  /** The MPPE strength the tunnel should end up with; default 128. */
+  bits?: MppeBits;
   /** Seconds the tunnel stays idle after the pings, for keepalives to happen. */
   holdSeconds?: number;
 }
@@ -42,6 +47,8 @@ export interface PppdScenario extends Common {
   unit: number;
   /** 'pppd': SIGTERM to pppd (it sends LCP Terminate-Request, its pptp clears the call); 'server': the gateway's admin kill. */
   teardown: 'pppd' | 'server';
+  /** pppd's MPPE option, before the common ones: {@link PPPD_MPPE_DEFAULT} unless set (`require-mppe-40` ...). */
+  mppe?: string;
   /** pppd options after the common ones (each one argument). */
   pppd: readonly string[];
 }
@@ -54,8 +61,11 @@ export interface ClientScenario extends Common {
 
 export type Scenario = PppdScenario | ClientScenario;
 
-/** pppd options every pppd scenario has, the task's: MS-CHAPv2 only, 128-bit MPPE required, no routes. */
-export const PPPD_COMMON = ['require-mppe-128', 'refuse-eap', 'refuse-pap', 'refuse-chap', 'refuse-mschap', 'noauth', 'nodefaultroute', 'noipdefault', 'usepeerdns'] as const;
+/** pppd's MPPE option when a scenario names none: 128-bit MPPE required. */
+export const PPPD_MPPE_DEFAULT = 'require-mppe-128';
+
+/** pppd options every pppd scenario has, the task's: MS-CHAPv2 only, no routes (MPPE: the scenario's option). */
+export const PPPD_COMMON = ['refuse-eap', 'refuse-pap', 'refuse-chap', 'refuse-mschap', 'noauth', 'nodefaultroute', 'noipdefault', 'usepeerdns'] as const;
 
 /**
  * The guest script. Environment: SERVER (the gateway's outer address),
@@ -65,15 +75,15 @@ export const PPPD_COMMON = ['require-mppe-128', 'refuse-eap', 'refuse-pap', 'ref
 export function guestScript(pppd: readonly PppdScenario[], withClient: boolean): string {
   const L: string[] = [SCRIPT_PRELUDE];
   L.push(String.raw`
-# pppd_run NAME UNIT USER PASSWORD TEARDOWN HOLD [pppd options...]
+# pppd_run NAME UNIT USER PASSWORD TEARDOWN HOLD MPPE [pppd options...]
 pppd_run() {
-  name=$1; unit=$2; user=$3; pass=$4; teardown=$5; hold=$6; shift 6
+  name=$1; unit=$2; user=$3; pass=$4; teardown=$5; hold=$6; mppe=$7; shift 7
   dev=ppp$unit
   mark "$name start"
   waitready "$name" || mark "$name no-ready"
   t0=$(now); t2=$t0
   pppd pty "pptp $SERVER --nolaunchpppd --loglevel 1" nodetach unit "$unit" name "$user" password "$pass" \
-    ${PPPD_COMMON.join(' ')} debug logfile "/tmp/pppd-$name.log" "$@" > "/tmp/pppd-$name.out" 2>&1 &
+    "$mppe" ${PPPD_COMMON.join(' ')} debug logfile "/tmp/pppd-$name.log" "$@" > "/tmp/pppd-$name.out" 2>&1 &
   pid=$!
   up=0; i=0
   while [ $i -lt 900 ]; do
@@ -111,7 +121,7 @@ pppd_run() {
 }
 `);
   for (const s of pppd) {
-    L.push(['pppd_run', s.name, String(s.unit), s.user, s.password, s.teardown, String(s.holdSeconds ?? 0), ...s.pppd].map(shq).join(' '));
+    L.push(['pppd_run', s.name, String(s.unit), s.user, s.password, s.teardown, String(s.holdSeconds ?? 0), s.mppe ?? PPPD_MPPE_DEFAULT, ...s.pppd].map(shq).join(' '));
   }
   if (withClient) {
     L.push(String.raw`
@@ -137,7 +147,7 @@ export interface PptpSessionLog {
   method: string | undefined;
   authFailed: { user: string; reason: string } | undefined;
   upAddress: string | undefined;
-  /** As the gateway logs it: `128-bit stateless`, `128-bit stateful`. */
+  /** As the gateway logs it: `128-bit stateless`, `40-bit stateful` ... */
   mppe: string | undefined;
   mtu: number | undefined;
   setupSeconds: number | undefined;

@@ -11,8 +11,9 @@
  *   node pptp-guest-client.js ─► TUN vpngwp<N> ═══ TCP 1723 + GRE ═══►   raw GRE socket, WASM data plane (MPPE)
  *   ping -I <dev> <gateway inner address>                                 TUN <gateway inner address>/24
  *
- * The gateway: MS-CHAPv2 only, MPPE required at 128 bits; stateless MPPE
- * allowed (and then asked for) or not, set per scenario by a config reload.
+ * The gateway: MS-CHAPv2 only, MPPE required at 128 bits (40 bits only for
+ * pppd-40bit); stateless MPPE allowed (and then asked for) or not; both set
+ * per scenario by a config reload.
  * The guest has no default route: the gateway's inner address is reachable
  * through the tunnel only. One boot runs every scenario in turn; at each
  * "pinged" the test looks at the gateway (session up, user, address, MPPE
@@ -25,6 +26,8 @@
  *   pppd-stateful          gateway without stateless, pppd with mppe-stateful: its H Nak'd away, 128-bit
  *                          stateful; the gateway hangs up (LCP Terminate-Request, Call-Disconnect-Notify)
  *   pppd-wrong-password    MS-CHAPv2 Failure E=691 understood by pppd; nothing left
+ *   pppd-40bit             gateway with mppe.strengths [40], pppd with require-mppe-40 (Linux's ppp_mppe does
+ *                          40 and 128, not 56): 40-bit stateless in pppd's log, the gateway's session and log
  *   client-stateful        our client (stateful by default) against the stateless-asking gateway: the
  *                          gateway follows the client; the client hangs up
  *   client-stateless       our client asking stateless; idle hold; the gateway hangs up
@@ -42,9 +45,10 @@ import { NetLab, reportSkip, type Facility } from '../lib/netns.js';
 import { createGuestLink, guestSupport, PPP_MODULES, startGuest, type GuestHandle, type GuestResult } from './guest/guest.js';
 import { buildGuestClient, guestClientMissing, type GuestClientBuild } from './guest-build.js';
 import { between, driveScenario, formatTable, marker, markers, ms, PPP_OPTIONS_PATH, pppdNegotiation, section, type DriveRecord, type Marker, type PppdNegotiation } from './interop-script.js';
-import { INTEROP_USERS, startPptpGateway, type PptpInteropGateway } from './pptp-gateway.js';
+import { GATEWAY_MPPE_DEFAULT, INTEROP_USERS, startPptpGateway, type PptpInteropGateway } from './pptp-gateway.js';
 import { guestScript, pptpSessions, type ClientScenario, type PppdScenario, type PptpSessionLog, type Scenario } from './pptp-scenarios.js';
 import type { MppeState } from '../../src/dataplane/sessions.js';
+import type { MppeBits } from '../../src/ppp/ccp/mppe.js';
 
 // ---------------------------------------------------------------- can it run here?
 
@@ -131,6 +135,8 @@ describe.skipIf(!support.ok)('PPTP interop: pptp-linux + pppd and our client in 
       pppdRun('pppd-stateful-refused', 1, { gatewayStateless: false, expect: 'fail' }),
       pppdRun('pppd-stateful', 2, { gatewayStateless: false, stateless: false, teardown: 'server', pppd: ['mppe-stateful'] }),
       pppdRun('pppd-wrong-password', 3, { password: 'not the password', expect: 'fail' }),
+      // The 40-bit keys (RFC 3079 3.1) of the kernel's ppp_mppe against ours; the gateway offers 40 bits only.
+      pppdRun('pppd-40bit', 4, { gatewayStrengths: [40], mppe: 'require-mppe-40', stateless: true, bits: 40 }),
     ];
     /** `ask`: the client asks for stateless MPPE (connectPptp's mppe.stateless); `stateless`: the mode expected. */
     type ClientOpts = Pick<ClientScenario, 'stateless' | 'holdSeconds'> & Partial<Pick<ClientScenario, 'password' | 'expect' | 'gatewayStateless' | 'teardown'>> & { ask?: boolean };
@@ -202,7 +208,7 @@ describe.skipIf(!support.ok)('PPTP interop: pptp-linux + pppd and our client in 
       name: s.name,
       teardown: s.teardown,
       stepMs: STEP_MS,
-      prepare: () => gw.setStateless(s.gatewayStateless),
+      prepare: () => gw.setMppe({ stateless: s.gatewayStateless, strengths: s.gatewayStrengths ?? GATEWAY_MPPE_DEFAULT.strengths }),
       atPing: () => {
         const l = live();
         mppe = l?.mppe;
@@ -237,7 +243,7 @@ describe.skipIf(!support.ok)('PPTP interop: pptp-linux + pppd and our client in 
   }
 
   /** What every connected scenario shares: address from the pool, pings through the tunnel, the gateway's view. */
-  function checkConnected(name: string, stateless: boolean): { session: PptpSessionLog; address: string } {
+  function checkConnected(name: string, stateless: boolean, bits: MppeBits = 128): { session: PptpSessionLog; address: string } {
     const r = rec(name);
     const pinged = mk(name, 'pinged');
     expect(pinged.args[0], `${name}: ping status\n${run.result.output.slice(-4000)}`).toBe('0');
@@ -256,21 +262,21 @@ describe.skipIf(!support.ok)('PPTP interop: pptp-linux + pppd and our client in 
     // Three echo requests and three replies of 84 octets went through the data plane (IP bytes).
     expect(live.bytesIn).toBeGreaterThanOrEqual(3 * 84);
     expect(live.bytesOut).toBeGreaterThanOrEqual(3 * 84);
-    // MPPE 128 in the mode asked for, in the session and in the data plane's entry.
-    expect(r.mppe).toEqual({ bits: 128, stateless });
+    // MPPE at the strength and in the mode asked for, in the session and in the data plane's entry.
+    expect(r.mppe).toEqual({ bits, stateless });
     expect(r.dataplaneMppe).toMatchObject({ on: true, stateless });
     // Its log: authenticated with MS-CHAPv2, up with that address, MTU and MPPE.
     const up = r.sessions.filter((x) => x.upAddress !== undefined);
     expect(up).toHaveLength(1);
     const session = up[0]!;
-    expect(session).toMatchObject({ user: INTEROP_USERS.ms.name, method: 'mschapv2', upAddress: live.innerAddress, mppe: `128-bit ${stateless ? 'stateless' : 'stateful'}` });
+    expect(session).toMatchObject({ user: INTEROP_USERS.ms.name, method: 'mschapv2', upAddress: live.innerAddress, mppe: `${bits}-bit ${stateless ? 'stateless' : 'stateful'}` });
     expect(session.control.slice(0, 4)).toEqual(['in SCCRQ', 'out SCCRP', 'in OCRQ', 'out OCRP']);
     checkNothingLeft(r);
     return { session, address: live.innerAddress! };
   }
 
-  function checkPppd(name: string, stateless: boolean) {
-    const { session, address } = checkConnected(name, stateless);
+  function checkPppd(name: string, stateless: boolean, bits: MppeBits = 128) {
+    const { session, address } = checkConnected(name, stateless, bits);
     const connected = mk(name, 'connected');
     expect(connected.args[1]).toBe(address);
     // pppd's interface MTU is our MRU (1404) less MPPE's 4 octets: the gateway's TUN MTU.
@@ -288,8 +294,8 @@ describe.skipIf(!support.ok)('PPTP interop: pptp-linux + pppd and our client in 
     expect(pppd.packets).toContainEqual(expect.stringMatching(/^rcvd \[CHAP Challenge id=0x[0-9a-f]+ <[0-9a-f]{32}>, name = "vpngw"\]$/));
     expect(pppd.packets).toContainEqual(expect.stringMatching(/^rcvd \[CHAP Success id=0x[0-9a-f]+ "S=[0-9A-F]{40} M=Access granted"\]$/));
     expect(pppd.auth).toBe('CHAP authentication succeeded');
-    // CCP: only MPPE, 128 bits, in one mode both ways.
-    expect(log).toMatch(new RegExp(`^MPPE 128-bit ${stateless ? 'stateless' : 'stateful'} compression enabled$`, 'm'));
+    // CCP: only MPPE, at one strength and in one mode both ways.
+    expect(log).toMatch(new RegExp(`^MPPE ${bits}-bit ${stateless ? 'stateless' : 'stateful'} compression enabled$`, 'm'));
     // IPCP after CCP (MPPE required): no early request for pppd to Terminate-Ack; VJ and the second DNS rejected.
     expect(pppd.packets.filter((l) => /^sent \[IPCP TermAck/.test(l))).toEqual([]);
     const ccpUp = log.indexOf('compression enabled');
@@ -386,6 +392,20 @@ describe.skipIf(!support.ok)('PPTP interop: pptp-linux + pppd and our client in 
     checkNothingLeft(r);
   });
 
+  it('pppd with require-mppe-40 against a gateway offering 40 bits only: 40-bit stateless both ways (L alone), pings, hangs up', () => {
+    const { session, pppd, log, exited } = checkPppd('pppd-40bit', true, 40);
+    // RFC 3078 2.1 option bits: L (40-bit) alone, H (stateless) on both sides' requests, each acknowledged as sent.
+    expect(pppd.packets).toContainEqual('sent [CCP ConfReq id=0x1 <mppe +H -M -S +L -D -C>]');
+    expect(pppd.packets).toContainEqual(expect.stringMatching(/^rcvd \[CCP ConfReq id=0x[0-9a-f]+ <mppe \+H -M -S \+L -D -C>\]$/));
+    expect(pppd.packets).toContainEqual(expect.stringMatching(/^sent \[CCP ConfAck id=0x[0-9a-f]+ <mppe \+H -M -S \+L -D -C>\]$/));
+    expect(pppd.packets).toContainEqual('rcvd [CCP ConfAck id=0x1 <mppe +H -M -S +L -D -C>]');
+    expect(log).not.toMatch(/128-bit|56-bit/);
+    // The gateway logged the session up at 40 bits (checkConnected: `40-bit stateless`), and the hang-up was pppd's.
+    expect(session.pppDown?.reason).toBe('peer-terminated');
+    expect(session.callCleared).toBe('peer-clear');
+    expect(exited.args[0]).toBe('5'); // pppd: EXIT_USER_REQUEST
+  });
+
   function checkClient(name: string, stateless: boolean) {
     const { session, address } = checkConnected(name, stateless);
     const c = JSON.parse(mk(name, 'connected').args[1]!) as { ipv4: string; gateway: string; dns: string[]; mtu: number; mppe: unknown };
@@ -437,10 +457,10 @@ describe.skipIf(!support.ok)('PPTP interop: pptp-linux + pppd and our client in 
     expect(gw.service.dataplane!.sessions.used).toBe(0);
   });
 
-  it('the gateway counted each authentication: six MS-CHAPv2 successes, two bad passwords', async () => {
+  it('the gateway counted each authentication: seven MS-CHAPv2 successes, two bad passwords', async () => {
     const text = await gw.metrics.text();
-    // pppd: stateless, stateful-refused (authenticated, then CCP failed), stateful; our client: three.
-    expect(text).toMatch(/^vpngw_auth_results_total\{method="mschapv2",outcome="success"\} 6$/m);
+    // pppd: stateless, stateful-refused (authenticated, then CCP failed), stateful, 40bit; our client: three.
+    expect(text).toMatch(/^vpngw_auth_results_total\{method="mschapv2",outcome="success"\} 7$/m);
     expect(text).toMatch(/^vpngw_auth_results_total\{method="mschapv2",outcome="bad-credentials"\} 2$/m);
   });
 });
@@ -470,7 +490,7 @@ function printTimings(run: Run): void {
     ]);
   }
   const client = marker(run.markers, 'client', 'exited')?.args[2];
-  const pppd = ['pppd-stateless', 'pppd-stateful'].flatMap((n) => [`    pppd in ${n}:`, ...negotiationSummary(pppdNegotiation(section(r.output, n, 'pppd'))).map((l) => `      ${l}`)]);
+  const pppd = ['pppd-stateless', 'pppd-stateful', 'pppd-40bit'].flatMap((n) => [`    pppd in ${n}:`, ...negotiationSummary(pppdNegotiation(section(r.output, n, 'pppd'))).map((l) => `      ${l}`)]);
   process.stderr.write(
     [
       '',
