@@ -13,13 +13,18 @@
  * 198.18.0.0/15; the inner network is 198.18.128.0/20 (4094 addresses, enough
  * for the idle-session and set-up runs).
  *
+ * VPNGW_BENCH_WORKERS=N (N >= 1) runs the gateway's data plane and
+ * protocol servers in N worker threads of this process, as `vpngw serve`
+ * does (src/workers), instead of on this thread: the set-up part measures
+ * it (parts that drive the engine directly need the in-process mode).
+ *
  * The peer is driven by request/response messages over the fork IPC channel;
  * while it measures it sends `mark` events at the start and the end of its
  * measurement window, and {@link Peer} samples this process's CPU time (all
  * threads: main, TUN and socket I/O threads) at each mark.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +38,8 @@ import type { DataPlane } from '../src/dataplane/engine.js';
 import { silentLogger, createLogger, type Logger } from '../src/util/log.js';
 import { systemClock } from '../src/util/clock.js';
 import { SstpService } from '../src/sstp/service.js';
+import { openGatewayVerifier, sessionPolicyVerifier } from '../src/aaa/gateway-verifier.js';
+import { WorkerSet } from '../src/workers/supervisor.js';
 import { PptpService } from '../src/pptp/service.js';
 import type { CertAlgorithm } from '../src/sstp/cert.js';
 import { NetLab, uniqueIfName, type Netns, type Subnet } from '../test/lib/netns.js';
@@ -61,9 +68,12 @@ export interface GatewayLab {
   behind: Subnet;
   serverAddress: string;
   gateway: Gateway;
-  dataplane: RunningDataplane;
-  /** The gateway's (only) data-plane engine. */
-  engine: DataPlane;
+  /** The in-process data plane (undefined with worker threads). */
+  dataplane: RunningDataplane | undefined;
+  /** The gateway's (only) data-plane engine (undefined with worker threads). */
+  engine: DataPlane | undefined;
+  /** The worker threads (VPNGW_BENCH_WORKERS), when the gateway runs in them. */
+  workers: WorkerSet | undefined;
   sstp: SstpService | undefined;
   sstpPort: number;
   fingerprint: string;
@@ -91,13 +101,25 @@ export interface GatewayLabOptions {
   maxSessions?: number;
   /** Addresses behind the gateway (on lo in ns A), default 10. */
   behindHosts?: number;
+  /** Data-plane worker threads (0: in-process); default VPNGW_BENCH_WORKERS or 0. */
+  workers?: number;
+}
+
+/** VPNGW_BENCH_WORKERS, or 0 (the gateway on the bench's own thread). */
+export function benchWorkers(): number {
+  const n = Number(process.env.VPNGW_BENCH_WORKERS ?? 0);
+  return Number.isInteger(n) && n > 0 ? n : 0;
 }
 
 export async function startGatewayLab(o: GatewayLabOptions): Promise<GatewayLab> {
   const lab = new NetLab();
-  const log = process.env.VPNGW_BENCH_LOG ? createLogger({ level: 'debug', destination: process.stderr }) : silentLogger;
+  // VPNGW_BENCH_LOG=silent: the production logger (redaction and all) writing nothing, as worker threads have; any other value: debug on stderr.
+  const env = process.env.VPNGW_BENCH_LOG;
+  const log = env === 'silent' ? createLogger({ level: 'silent' }) : env ? createLogger({ level: 'debug', destination: process.stderr }) : silentLogger;
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'vpngw-bench-'));
   let dataplane: RunningDataplane | undefined;
+  let workers: WorkerSet | undefined;
+  const nWorkers = o.workers ?? benchWorkers();
   try {
     const a = await lab.netns('bench-gw');
     const b = await lab.netns('bench-cli');
@@ -115,7 +137,7 @@ export async function startGatewayLab(o: GatewayLabOptions): Promise<GatewayLab>
       `
 stateDir: state
 dataplane:
-  workers: 1
+  workers: ${Math.max(1, nWorkers)}
   maxSessionsPerWorker: ${maxSessions}
   gateway: ${GATEWAY}
   prefixLength: ${INNER_PREFIX}
@@ -132,6 +154,49 @@ log: {level: silent}
       { baseDir: tmp },
     );
     const metrics = new GatewayMetrics(undefined, { defaultMetrics: false });
+    if (nWorkers > 0) {
+      let ws: WorkerSet | undefined;
+      const gateway = new Gateway({ config, log, clock: systemClock, metrics, dataplane: () => (ws ? snapshotDataplane(ws.views) : undefined) });
+      const users = await openGatewayVerifier({ usersFile: config.users.file, clock: systemClock, log, failuresPerMinute: config.limits.authFailuresPerSourcePerMinute });
+      let fingerprint = '';
+      ws = await WorkerSet.start({
+        config,
+        log,
+        clock: systemClock,
+        metrics,
+        registry: gateway.sessions,
+        pools: (name) => gateway.ctx.pool(name),
+        verifier: sessionPolicyVerifier(users.verifier, { sessionsOf: (u) => gateway.sessions.countOfUser(u), maxPerUser: () => config.limits.maxSessionsPerUser }),
+        netns: a.name,
+        progress: (m) => void (fingerprint = /SHA-256 fingerprint ([0-9A-F:]{95})/.exec(m)?.[1] ?? fingerprint),
+      });
+      workers = ws;
+      await gateway.start([...(o.sstp ? [ws.server('sstp')] : []), ...(o.pptp ? [ws.server('pptp')] : [])]);
+      const w = ws;
+      return {
+        lab,
+        a,
+        b,
+        link,
+        behind,
+        serverAddress: link.host(1),
+        gateway,
+        dataplane: undefined,
+        engine: undefined,
+        workers: w,
+        sstp: undefined,
+        sstpPort: 443,
+        fingerprint,
+        pptp: undefined,
+        log,
+        async close() {
+          await gateway.shutdown('bench over', 5_000).catch(() => undefined);
+          await w.close();
+          await lab.cleanup();
+          rmSync(tmp, { recursive: true, force: true });
+        },
+      };
+    }
     const dp = openDataplane(config, log);
     dataplane = dp;
     const gateway = new Gateway({
@@ -165,6 +230,7 @@ log: {level: silent}
       gateway,
       dataplane: dp,
       engine: dp.engines[0]!,
+      workers: undefined,
       sstp,
       sstpPort: 443,
       fingerprint: sstp?.certificate?.fingerprint256 ?? '',
@@ -179,6 +245,7 @@ log: {level: silent}
     };
   } catch (e) {
     dataplane?.close();
+    await workers?.close().catch(() => undefined);
     await lab.cleanup().catch(() => undefined);
     rmSync(tmp, { recursive: true, force: true });
     throw e;
@@ -206,6 +273,39 @@ function mainThreadCpu(): number {
   } catch {
     return NaN;
   }
+}
+
+/** CPU seconds of every thread of this process, by thread id (with its name). */
+export function threadCpu(): Map<number, { name: string; cpu: number }> {
+  const out = new Map<number, { name: string; cpu: number }>();
+  let tids: string[] = [];
+  try {
+    tids = readdirSync('/proc/self/task');
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(Number(tid), { name, cpu: (Number(f[11]) + Number(f[12])) / CLOCK_TICKS });
+    } catch {
+      // the thread ended
+    }
+  }
+  return out;
+}
+
+/** The busiest threads between two threadCpu() tables: "name(tid) ms" per `per` units, at most `top`. */
+export function busiestThreads(a: Map<number, { name: string; cpu: number }>, b: Map<number, { name: string; cpu: number }>, per: number, top = 6): string {
+  return [...b.entries()]
+    .map(([tid, t]) => ({ tid, name: t.name, d: t.cpu - (a.get(tid)?.cpu ?? 0) }))
+    .filter((t) => t.d > 0)
+    .sort((x, y) => y.d - x.d)
+    .slice(0, top)
+    .map((t) => `${t.name}(${t.tid === process.pid ? 'main' : t.tid}) ${((t.d / per) * 1000).toFixed(2)}`)
+    .join(', ');
 }
 
 export function sample(): Sample {

@@ -11,10 +11,12 @@
  *   verify          call  credentials, through main's shared verifier chain
  *   pool.allocate   sync  an inner address (RemotePool); pool.release: note
  *   session.*       note  its registry, mirrored (MirroringRegistry)
- *   sessions.total  sync  every worker's sessions (admission, limits.maxSessions)
  *   metrics         note  set-up, auth, TLS, keepalive events
  *   progress        note  operator messages (worker 0 only: every worker would say the same)
  *   ready / failed  note  once, after start-up: its memory and layout, or why not
+ *
+ * Main keeps the gateway's session total in a shared Int32 (`sessionTotal`)
+ * that admissions read (limits.maxSessions over every worker), no message.
  *
  * What main asks of it: start {protocol}, stop {protocol, graceful, waitMs},
  * reload {config}, session.teardown {id, reason}, close.
@@ -48,8 +50,6 @@ import { MirroringRegistry, serveTeardowns } from './sessions.js';
 // Our choices.
 /** How long a worker waits for main's verifier (failures are delayed by the throttle; RADIUS may be slow). */
 export const VERIFY_TIMEOUT_MS = 30_000;
-/** How long an admission waits for main's session total (limits.maxSessions). */
-export const TOTAL_SESSIONS_TIMEOUT_MS = 500;
 /** Listen backlog of a worker's TCP listeners. */
 export const LISTEN_BACKLOG = 1024;
 
@@ -67,6 +67,8 @@ export interface WorkerInit {
   layout: LayoutOptions;
   /** The channel's sync buffer (RpcPeer). */
   sync: SharedArrayBuffer;
+  /** One Int32: every worker's sessions as main's registry counts them (written by main). */
+  sessionTotal: SharedArrayBuffer;
   /** Open the listeners and the raw GRE socket in this network namespace (embedders, benchmarks); default the process's. */
   netns?: string;
 }
@@ -159,12 +161,14 @@ export class WorkerRuntime {
   readonly ctx: ServerContext;
   private readonly services = new Map<Protocol, ProtocolServer>();
   private readonly pools = new Map<string, RemotePool>();
+  private readonly total: Int32Array;
 
   constructor(
     private readonly init: WorkerInit,
     endpoint: Endpoint,
   ) {
     this.cfg = deepFreeze(init.config);
+    this.total = new Int32Array(init.sessionTotal, 0, 1);
     this.log = workerLogger(init);
     this.peer = new RpcPeer(endpoint, {
       clock: systemClock,
@@ -219,14 +223,12 @@ export class WorkerRuntime {
     return p;
   }
 
-  /** Every worker's sessions, as main counts them (this worker's own count if main does not answer in time). */
+  /**
+   * Every worker's sessions, as main's registry counts them (at least this
+   * worker's own: its newest ones may not have reached main yet).
+   */
   private totalSessions(): number {
-    try {
-      return this.peer.callSync<number>('sessions.total', () => ({}), TOTAL_SESSIONS_TIMEOUT_MS);
-    } catch (e) {
-      this.log.warn({ err: (e as Error).message }, 'worker: no session total from the main thread; counting this worker only');
-      return this.registry.size;
-    }
+    return Math.max(Atomics.load(this.total, 0), this.registry.size);
   }
 
   ready(): WorkerReady {

@@ -57,13 +57,19 @@ function setup() {
   serveTeardowns(workerPeer, local);
   const main = new SessionRegistry();
   const counters = new Map<number, SessionCounters>([[3, { upPackets: 5n, upBytes: 500n, downPackets: 7n, downBytes: 700n, drops: 0n }]]);
-  const remote = new RemoteSessions({ worker: 1, peer: mainPeer, registry: main, counters: (i) => counters.get(i), log: silentLogger });
-  return { local, main, remote, counters, close: () => (port1.close(), port2.close()) };
+  let changes = 0;
+  const remote = new RemoteSessions({ worker: 1, peer: mainPeer, registry: main, counters: (i) => counters.get(i), log: silentLogger, onChange: () => changes++ });
+  /** session.update notes main received. */
+  const updates: unknown[] = [];
+  port2.on('message', (m: { rpc?: string; method?: string; params?: unknown }) => {
+    if (m.rpc === 'note' && m.method === 'session.update') updates.push(m.params);
+  });
+  return { local, main, remote, counters, updates, changes: () => changes, close: () => (port1.close(), port2.close()) };
 }
 
 describe('MirroringRegistry (worker) -> RemoteSessions (main)', () => {
   it('mirrors add, changes and removal; main lists with counters from memory and the worker index', async () => {
-    const { local, main, remote, close } = setup();
+    const { local, main, remote, updates, changes, close } = setup();
     const s = new FakeSession('a');
     const unregister = local.add(s);
     await waitUntil(() => main.size === 1, 2000, 'the add');
@@ -80,6 +86,12 @@ describe('MirroringRegistry (worker) -> RemoteSessions (main)', () => {
       x.state = 'up';
     });
     await waitUntil(() => main.list()[0]?.state === 'up', 2000, 'the changes');
+    // The changes of one turn travel in one note; a notification without a change sends nothing.
+    expect(updates).toHaveLength(1);
+    s.change(() => undefined);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(updates).toHaveLength(1);
+    expect(changes()).toBe(1);
     expect(main.list()[0]).toMatchObject({ user: 'alice', innerAddress: '198.18.128.9', state: 'up', worker: 1 });
     expect(main.countOfUser('alice')).toBe(1);
     expect(main.counts()).toEqual([{ protocol: 'pptp', state: 'up', count: 1 }]);
@@ -89,6 +101,7 @@ describe('MirroringRegistry (worker) -> RemoteSessions (main)', () => {
     unregister();
     unregister();
     await waitUntil(() => main.size === 0, 2000, 'the removal');
+    expect(changes()).toBe(2);
     expect(main.countOfUser('alice')).toBe(0);
     expect(remote.size).toBe(0);
     // Changes after removal are not sent.

@@ -6,7 +6,8 @@
  * sessions gauge and the per-user count work there unchanged.
  *
  *   worker: registry.add(s)      ──note 'session.add' {fields}──►    main: registry.add(RemoteSession)
- *           s changes (watch)    ──note 'session.update' {fields}──► main: fields replaced
+ *           s changes (watch)    ──note 'session.update' [fields]──► main: fields replaced
+ *             (the changes of one event-loop turn, every session, in one note)
  *           unregister()         ──note 'session.remove' {id}──►     main: unregistered
  *   main:   RemoteSession.teardown ──call 'session.teardown'──► worker: the protocol's teardown
  *
@@ -55,30 +56,48 @@ const sameMirror = (a: MirroredSession, b: MirroredSession) =>
 
 /** Worker side: the services' registry, mirrored to main. */
 export class MirroringRegistry extends SessionRegistry {
+  /** Sessions that may have changed since the last flush, with what main was last told. */
+  private readonly dirty = new Map<ManagedSession, { last: MirroredSession }>();
+  private flushing = false;
+
   constructor(private readonly peer: RpcPeer) {
     super();
   }
 
   override add(s: ManagedSession): () => void {
     const unregister = super.add(s);
-    let last = mirrorOf(s);
-    this.peer.notify('session.add', last);
+    const told = { last: mirrorOf(s) };
+    this.peer.notify('session.add', told.last);
     const unwatch = s.watch?.(() => {
-      if (this.get(s.id) === undefined) return;
-      const now = mirrorOf(s);
-      if (sameMirror(now, last)) return;
-      last = now;
-      this.peer.notify('session.update', now);
+      this.dirty.set(s, told);
+      if (!this.flushing) {
+        this.flushing = true;
+        setImmediate(this.flush);
+      }
     });
     let removed = false;
     return () => {
       if (removed) return;
       removed = true;
       unwatch?.();
+      this.dirty.delete(s);
       unregister();
       this.peer.notify('session.remove', { id: s.id });
     };
   }
+
+  private readonly flush = (): void => {
+    this.flushing = false;
+    const out: MirroredSession[] = [];
+    for (const [s, told] of this.dirty) {
+      const now = mirrorOf(s);
+      if (sameMirror(now, told.last)) continue;
+      told.last = now;
+      out.push(now);
+    }
+    this.dirty.clear();
+    if (out.length) this.peer.notify('session.update', out);
+  };
 }
 
 /** Main side: one worker's session as the gateway's registry holds it. */
@@ -144,13 +163,17 @@ export class RemoteSessions {
       counters(idx: number): SessionCounters | undefined;
       log: Logger;
       teardownTimeoutMs?: number;
+      /** A session was added or removed. */
+      onChange?(): void;
     },
   ) {
     const p = opts.peer;
     p.handle<MirroredSession>('session.add', (f) => this.add(f));
-    p.handle<MirroredSession>('session.update', (f) => {
-      const e = this.sessions.get(f.id);
-      if (e) e.s.fields = f;
+    p.handle<MirroredSession[]>('session.update', (fs) => {
+      for (const f of fs) {
+        const e = this.sessions.get(f.id);
+        if (e) e.s.fields = f;
+      }
     });
     p.handle<{ id: string }>('session.remove', ({ id }) => this.remove(id));
   }
@@ -164,6 +187,7 @@ export class RemoteSessions {
     const o = this.opts;
     const s = new RemoteSession(f, o.worker, { peer: o.peer, counters: o.counters, teardownTimeoutMs: o.teardownTimeoutMs ?? REMOTE_TEARDOWN_TIMEOUT_MS, log: o.log });
     this.sessions.set(f.id, { s, unregister: o.registry.add(s) });
+    o.onChange?.();
   }
 
   private remove(id: string): void {
@@ -171,6 +195,7 @@ export class RemoteSessions {
     if (!e) return;
     this.sessions.delete(id);
     e.unregister();
+    this.opts.onChange?.();
   }
 
   /** The worker is gone: forget its sessions. */

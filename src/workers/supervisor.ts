@@ -151,6 +151,8 @@ export function openTunQueues(config: Readonly<Config>, count: number, log: Logg
 export class WorkerSet {
   private state = WorkerSetState.Starting;
   private readonly handles: WorkerHandle[] = [];
+  /** The gateway's session count, read by every worker's admission (limits.maxSessions). */
+  private readonly sessionTotal = new Int32Array(new SharedArrayBuffer(4));
 
   private constructor(
     private readonly opts: WorkerSetOptions,
@@ -201,6 +203,7 @@ export class WorkerSet {
       steeringMapFd: this.tun.mapFd,
       layout: workerLayout(o.config),
       sync: createSyncBuffer(),
+      sessionTotal: this.sessionTotal.buffer as SharedArrayBuffer,
       ...(o.netns !== undefined ? { netns: o.netns } : {}),
     };
     const script = o.script ?? new URL('./worker.js', import.meta.url);
@@ -214,7 +217,14 @@ export class WorkerSet {
     });
     const leases = new PoolHost(peer, o.pools);
     let view: DataplaneView | undefined;
-    const sessions = new RemoteSessions({ worker: index, peer, registry: o.registry, counters: (idx) => view?.sessionCounters(idx), log });
+    const sessions = new RemoteSessions({
+      worker: index,
+      peer,
+      registry: o.registry,
+      counters: (idx) => view?.sessionCounters(idx),
+      log,
+      onChange: () => Atomics.store(this.sessionTotal, 0, o.registry.size),
+    });
     peer.handle<{ method: 'pap' | 'chapMd5' | 'msChapV2'; args: unknown[] }>('verify', ({ method, args }) =>
       (o.verifier[method] as (...a: unknown[]) => Promise<unknown>)(...args),
     );
@@ -235,7 +245,6 @@ export class WorkerSet {
       }
     });
     peer.handle<string>('progress', (m) => o.progress?.(m));
-    peer.handleSync('sessions.total', () => o.registry.size);
 
     return new Promise<WorkerHandle>((resolve, reject) => {
       let settled = false;
