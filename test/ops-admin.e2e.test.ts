@@ -179,15 +179,16 @@ admin: {listen: ${link.host(1)}, port: 9477, token: ${JSON.stringify(TOKEN)}}
     const table = await vpngw(['sessions', '--url', adminUrl, '--token-file', tokenFile]);
     expect(table.code, table.stderr).toBe(0);
     const rows = table.stdout.trimEnd().split('\n');
-    expect(rows[0]).toMatch(/^ID\s+PROTOCOL\s+USER\s+PEER\s+INNER\s+STATE\s+SINCE\s+BYTES IN\s+BYTES OUT$/);
+    // vpngw serve runs worker threads: the table names each session's worker.
+    expect(rows[0]).toMatch(/^ID\s+PROTOCOL\s+USER\s+PEER\s+INNER\s+STATE\s+WORKER\s+SINCE\s+BYTES IN\s+BYTES OUT$/);
     expect(rows).toHaveLength(1 + sessions.length);
     for (const s of sessions) {
       const row = rows.find((r) => r.startsWith(s.id));
       expect(row, s.id).toBeDefined();
       const cols = row!.split(/\s+/);
-      expect(cols.slice(0, 6)).toEqual([s.id, s.protocol, s.user, s.peer, s.innerAddress, 'up']);
-      expect(Number(cols[7])).toBeGreaterThanOrEqual(s.bytesIn);
-      expect(Number(cols[8])).toBeGreaterThanOrEqual(s.bytesOut);
+      expect(cols.slice(0, 7)).toEqual([s.id, s.protocol, s.user, s.peer, s.innerAddress, 'up', String(s.worker)]);
+      expect(Number(cols[8])).toBeGreaterThanOrEqual(s.bytesIn);
+      expect(Number(cols[9])).toBeGreaterThanOrEqual(s.bytesOut);
     }
 
     // kill ID: the `vpngw connect` process is told (SSTP Call Disconnect) and exits 0.

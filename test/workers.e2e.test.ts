@@ -151,6 +151,12 @@ admin: {port: 9477}
     }
     expect(m.stdout).toMatch(/^vpngw_pool_addresses_used\{pool="default"\} 18$/m);
 
+    // The operator's table names each session's worker.
+    const table = await runVpngw(cli, a, ['sessions', '--config', cfg]);
+    expect(table.code, table.stderr).toBe(0);
+    expect(table.stdout.split('\n')[0]).toMatch(/^ID +PROTOCOL +USER +PEER +INNER +STATE +WORKER +SINCE +BYTES IN +BYTES OUT$/);
+    for (const s of list) expect(table.stdout).toMatch(new RegExp(`^${s.id} .* ${s.state} +${s.worker} +`, 'm'));
+
     // Kill one session (on worker 1) with the CLI: the worker runs its teardown, its client is told.
     const victim = byWorker.get(1)![0]!;
     const vt = tunnels.find((t) => t.ipv4 === victim.innerAddress)!;

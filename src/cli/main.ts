@@ -115,9 +115,22 @@ function table(rows: string[][]): string {
 
 function sessionsTable(list: SessionInfo[]): string {
   if (!list.length) return 'no sessions\n';
+  // The owning data-plane worker, when the gateway runs worker threads.
+  const w = list.some((s) => s.worker !== undefined);
   return table([
-    ['ID', 'PROTOCOL', 'USER', 'PEER', 'INNER', 'STATE', 'SINCE', 'BYTES IN', 'BYTES OUT'],
-    ...list.map((s) => [s.id, s.protocol, s.user ?? '-', s.peer, s.innerAddress ?? '-', s.state, s.since, String(s.bytesIn), String(s.bytesOut)]),
+    ['ID', 'PROTOCOL', 'USER', 'PEER', 'INNER', 'STATE', ...(w ? ['WORKER'] : []), 'SINCE', 'BYTES IN', 'BYTES OUT'],
+    ...list.map((s) => [
+      s.id,
+      s.protocol,
+      s.user ?? '-',
+      s.peer,
+      s.innerAddress ?? '-',
+      s.state,
+      ...(w ? [s.worker !== undefined ? String(s.worker) : '-'] : []),
+      s.since,
+      String(s.bytesIn),
+      String(s.bytesOut),
+    ]),
   ]);
 }
 
