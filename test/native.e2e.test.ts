@@ -8,6 +8,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as abi from '../assembly/abi.js';
@@ -154,6 +155,48 @@ describe.skipIf(!facility.ok)('raw IP sockets across a veth pair', () => {
     } finally {
       native.ioStop(h);
       native.close(fd);
+    }
+  });
+});
+
+describe.skipIf(!facility.ok)('TCP listeners (SO_REUSEPORT, as worker threads use them)', () => {
+  const lab = new NetLab();
+  afterAll(async () => {
+    await lab.cleanup();
+  });
+
+  it('IPv6 "::" takes IPv6 and IPv4 clients on every SO_REUSEPORT listener of one port; a raw socket refuses an IPv6 address', async () => {
+    const ns = await lab.netns('tcp6');
+    const port = 4400 + (process.pid % 500);
+    const fds = [0, 1].map(() => native.tcpListener({ netns: ns.name, address: '::', port, reusePort: true }));
+    let accepted = 0;
+    const servers = fds.map((fd) => {
+      const srv = net.createServer((c) => {
+        accepted++;
+        c.end('ok');
+      });
+      srv.listen({ fd });
+      return srv;
+    });
+    try {
+      const reply = (fd: number, host: string) =>
+        new Promise<string>((resolve, reject) => {
+          const c = new net.Socket({ fd });
+          let got = '';
+          c.on('data', (d: Buffer) => (got += d.toString()));
+          c.once('error', reject);
+          c.once('end', () => resolve(got));
+          c.connect(port, host);
+        });
+      expect(await reply(native.tcpSocket({ netns: ns.name, address: '::' }), '::1')).toBe('ok');
+      expect(await reply(native.tcpSocket({ netns: ns.name }), '127.0.0.1')).toBe('ok');
+      expect(accepted).toBe(2);
+      // The same port again without SO_REUSEPORT is taken.
+      expect(() => native.tcpListener({ netns: ns.name, address: '::', port })).toThrow(/ERR_ADDRESS_IN_USE|cannot bind/);
+      expect(() => native.tcpListener({ address: 'fe80::zz', port })).toThrow(/not an IPv4 or IPv6 address/);
+      expect(() => native.rawSocket(47, { netns: ns.name, address: '::1' })).toThrow(/raw sockets are IPv4/);
+    } finally {
+      for (const srv of servers) srv.close();
     }
   });
 });

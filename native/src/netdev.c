@@ -60,6 +60,8 @@ struct op {
   int proto, port, backlog, rcvbuf, sndbuf;
   bool reuse;
   struct in_addr bind;
+  struct in6_addr bind6;
+  int family; /* AF_INET (default) or AF_INET6: the bind address's */
   char bind_text[64];
   /* outputs */
   int fd;
@@ -164,9 +166,13 @@ static bool parse_bind(napi_env env, napi_value opts, op_t *o) {
   bool present;
   snprintf(o->bind_text, sizeof o->bind_text, "0.0.0.0");
   if (!opt_string(env, opts, "address", o->bind_text, sizeof o->bind_text, &present)) return false;
+  o->family = AF_INET;
   if (inet_pton(AF_INET, o->bind_text, &o->bind) != 1) {
-    throw_msg(env, "ERR_USAGE", "'%s' is not an IPv4 address", o->bind_text);
-    return false;
+    if (inet_pton(AF_INET6, o->bind_text, &o->bind6) != 1) {
+      throw_msg(env, "ERR_USAGE", "'%s' is not an IPv4 or IPv6 address", o->bind_text);
+      return false;
+    }
+    o->family = AF_INET6;
   }
   return opt_int(env, opts, "rcvbuf", 0, 1 << 30, &o->rcvbuf, &present) &&
          opt_int(env, opts, "sndbuf", 0, 1 << 30, &o->sndbuf, &present) &&
@@ -362,18 +368,28 @@ static int finish_socket(op_t *o, int fd, const char *what) {
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &o->rcvbuf, sizeof o->rcvbuf);
   if (o->sndbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &o->sndbuf, sizeof o->sndbuf) < 0)
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &o->sndbuf, sizeof o->sndbuf);
-  if (o->port != 0 || o->bind.s_addr != 0) {
+  int bound = 0;
+  if (o->family == AF_INET6) {
+    /* '::' takes IPv4 too (v4-mapped), as node:net does; IPV6_V6ONLY stays the system default. */
+    struct sockaddr_in6 sin6;
+    memset(&sin6, 0, sizeof sin6);
+    sin6.sin6_family = AF_INET6;
+    sin6.sin6_port = htons((uint16_t)o->port);
+    sin6.sin6_addr = o->bind6;
+    bound = bind(fd, (struct sockaddr *)&sin6, sizeof sin6);
+  } else if (o->port != 0 || o->bind.s_addr != 0) {
     struct sockaddr_in sin;
     memset(&sin, 0, sizeof sin);
     sin.sin_family = AF_INET;
     sin.sin_port = htons((uint16_t)o->port);
     sin.sin_addr = o->bind;
-    if (bind(fd, (struct sockaddr *)&sin, sizeof sin) < 0) {
-      int e = errno;
-      close(fd);
-      return op_fail(o, e == EADDRINUSE ? "ERR_ADDRESS_IN_USE" : (e == EACCES ? "ERR_PERMISSION" : "ERR_NATIVE"), e, "bind",
-                     "cannot bind %s to %s:%d", what, o->bind_text, o->port);
-    }
+    bound = bind(fd, (struct sockaddr *)&sin, sizeof sin);
+  }
+  if (bound < 0) {
+    int e = errno;
+    close(fd);
+    return op_fail(o, e == EADDRINUSE ? "ERR_ADDRESS_IN_USE" : (e == EACCES ? "ERR_PERMISSION" : "ERR_NATIVE"), e, "bind",
+                   "cannot bind %s to %s:%d", what, o->bind_text, o->port);
   }
   o->fd = fd;
   return 0;
@@ -404,6 +420,7 @@ napi_value netdev_raw_socket(napi_env env, napi_callback_info info) {
   o.proto = (int)proto;
   napi_value opts = argc > 1 ? object_or_null(env, argv[1]) : NULL;
   if (!parse_netns(env, opts, &o) || !parse_bind(env, opts, &o)) return NULL;
+  if (o.family == AF_INET6) return throw_msg(env, "ERR_USAGE", "raw sockets are IPv4 (GRE and ESP over IPv4): '%s' is IPv6", o.bind_text);
   o.reuse = false;
   if (run_op(&o) < 0) return throw_op(env, &o);
   napi_create_int32(env, o.fd, &out);
@@ -411,7 +428,7 @@ napi_value netdev_raw_socket(napi_env env, napi_callback_info info) {
 }
 
 static int do_udp_socket(op_t *o) {
-  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = socket(o->family == AF_INET6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return op_fail(o, "ERR_NATIVE", errno, "socket(SOCK_DGRAM)", "cannot open a UDP socket");
   return finish_socket(o, fd, "UDP socket");
 }
@@ -434,7 +451,7 @@ napi_value netdev_udp_socket(napi_env env, napi_callback_info info) {
 }
 
 static int do_tcp_listener(op_t *o) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = socket(o->family == AF_INET6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return op_fail(o, "ERR_NATIVE", errno, "socket(SOCK_STREAM)", "cannot open a TCP socket");
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -468,7 +485,7 @@ napi_value netdev_tcp_listener(napi_env env, napi_callback_info info) {
 }
 
 static int do_tcp_socket(op_t *o) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = socket(o->family == AF_INET6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return op_fail(o, "ERR_NATIVE", errno, "socket(SOCK_STREAM)", "cannot open a TCP socket");
   return finish_socket(o, fd, "TCP socket");
 }

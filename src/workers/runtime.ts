@@ -146,8 +146,7 @@ function reusePortListener(protocol: 'sstp' | 'pptp', cfg: Readonly<Config>, net
     return native.tcpListener({ address: listen, port, reusePort: true, backlog: LISTEN_BACKLOG, ...(netns !== undefined ? { netns } : {}) });
   } catch (e) {
     const code = isVpnError(e) ? e.code : 'ERR_NATIVE';
-    const hint = code === 'ERR_USAGE' ? ' (worker threads listen with SO_REUSEPORT on IPv4 addresses only)' : '';
-    throw new VpnError(code, `${protocol}: cannot listen on ${listen}:${port}: ${(e as Error).message}${hint}`, { cause: e });
+    throw new VpnError(code, `${protocol}: cannot listen on ${listen}:${port}: ${(e as Error).message}`, { cause: e });
   }
 }
 
