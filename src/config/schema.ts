@@ -349,7 +349,10 @@ const limitsSchema = section({
   /** Total sessions; default: the data plane's capacity (workers x maxSessionsPerWorker). */
   maxSessions: int(1, 16_777_216).optional(),
   maxSessionsPerUser: int(1, 65536).default(4),
-  /** Connections from one source address that have not finished their handshake. */
+  /**
+   * Connections from one source address that have not finished their handshake,
+   * counted per data-plane worker thread (each has its own listeners).
+   */
   maxHalfOpenPerSource: int(1, 65536).default(16),
   /** Transport handshake (TLS, PPTP control, IKE main mode) to established. */
   handshakeTimeout: duration(1_000, 600_000).default(30_000),
