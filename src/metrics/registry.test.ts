@@ -54,6 +54,7 @@ const FAMILIES: [string, string, string[]][] = [
   ['vpngw_ring_occupancy_slots', 'gauge', ['worker', 'ring']],
   ['vpngw_ring_capacity_slots', 'gauge', ['worker', 'ring']],
   ['vpngw_tls_handshake_failures_total', 'counter', ['reason']],
+  ['vpngw_proxy_protocol_refused_total', 'counter', ['reason']],
   ['vpngw_pool_addresses', 'gauge', ['pool']],
   ['vpngw_pool_addresses_used', 'gauge', ['pool']],
   ['vpngw_pool_allocation_failures_total', 'counter', ['pool', 'reason']],

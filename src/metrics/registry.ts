@@ -19,6 +19,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { AuthFailureReason, AuthMethod } from '../ppp/auth/types.js';
 import { PROTOCOLS, type Protocol } from '../config/schema.js';
 import { SESSION_PHASES, type SessionPhase } from '../admin/types.js';
+import { PROXY_HEADER_FAILURES } from '../net/proxy-socket.js';
 
 export const METRIC_PREFIX = 'vpngw_';
 
@@ -81,6 +82,9 @@ export type AuthOutcome = 'success' | AuthFailureReason;
 /** Why a TLS handshake failed (bounded label set). */
 export const TLS_FAILURE_REASONS = ['timeout', 'protocol_version', 'no_shared_cipher', 'certificate', 'reset', 'other'] as const;
 export type TlsFailureReason = (typeof TLS_FAILURE_REASONS)[number];
+/** Why a connection behind sstp.proxyProtocol was closed: its PROXY header (or none), or a source outside sstp.proxyTrusted. */
+export const PROXY_REFUSAL_REASONS = [...PROXY_HEADER_FAILURES, 'untrusted'] as const;
+export type ProxyRefusalReason = (typeof PROXY_REFUSAL_REASONS)[number];
 
 /** Session set-up: transport accept to PPP network phase up. Our choice of buckets, in seconds. */
 export const SETUP_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60];
@@ -103,13 +107,14 @@ export const NONCONVENTIONAL_DEFAULT_METRICS = ['nodejs_active_handles_total', '
 const num = (v: bigint | number): number => (typeof v === 'bigint' ? Number(v) : v);
 
 /** The events a protocol server reports (a worker thread forwards them to main's GatewayMetrics). */
-export type TunnelMetrics = Pick<GatewayMetrics, 'authResult' | 'sessionSetup' | 'tlsHandshakeFailure' | 'keepaliveTimeout'>;
+export type TunnelMetrics = Pick<GatewayMetrics, 'authResult' | 'sessionSetup' | 'tlsHandshakeFailure' | 'proxyRefused' | 'keepaliveTimeout'>;
 
 export class GatewayMetrics {
   readonly registry = new Registry();
   private readonly authResults: Counter<'method' | 'outcome'>;
   private readonly setupSeconds: Histogram<'protocol'>;
   private readonly tlsFailures: Counter<'reason'>;
+  private readonly proxyRefusals: Counter<'reason'>;
   private readonly keepaliveTimeouts: Counter<'protocol'>;
 
   constructor(
@@ -210,6 +215,14 @@ export class GatewayMetrics {
     });
     for (const r of TLS_FAILURE_REASONS) this.tlsFailures.inc({ reason: r }, 0);
 
+    this.proxyRefusals = new Counter({
+      name: `${METRIC_PREFIX}proxy_protocol_refused_total`,
+      help: 'Connections closed behind sstp.proxyProtocol, by reason: no valid PROXY header (signature, version, length, invalid, timeout, closed) or a source outside sstp.proxyTrusted (untrusted).',
+      labelNames: ['reason'],
+      registers,
+    });
+    for (const r of PROXY_REFUSAL_REASONS) this.proxyRefusals.inc({ reason: r }, 0);
+
     const poolGauge = (name: string, help: string, pick: (p: PoolUsage) => number) =>
       new Gauge({
         name,
@@ -264,6 +277,10 @@ export class GatewayMetrics {
 
   tlsHandshakeFailure(reason: TlsFailureReason): void {
     this.tlsFailures.inc({ reason });
+  }
+
+  proxyRefused(reason: ProxyRefusalReason): void {
+    this.proxyRefusals.inc({ reason });
   }
 
   keepaliveTimeout(protocol: Protocol): void {

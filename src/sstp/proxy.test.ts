@@ -172,6 +172,7 @@ describe('SSTP with sstp.proxyProtocol', () => {
     const { closed } = await t.raw(v2Tcp4('198.18.77.9', 40000, '127.0.0.1', t.port));
     expect(await closed).toBeLessThan(1_000);
     expect(t.service.counters.proxyUntrusted).toBe(1);
+    expect(await t.metrics.text()).toMatch(/^vpngw_proxy_protocol_refused_total\{reason="untrusted"\} 1$/m);
     expect(t.service.counters.proxyRefused.timeout).toBe(0);
     expect(t.gateway.sessions.list()).toHaveLength(0);
     expect(t.lines.find((l) => l.msg === 'sstp: connection closed: not from a trusted proxy (sstp.proxyTrusted)')).toMatchObject({ level: 'warn', peer: '127.0.0.1' });
@@ -197,6 +198,7 @@ describe('SSTP with sstp.proxyProtocol', () => {
     expect(ms).toBeGreaterThanOrEqual(900);
     expect(ms).toBeLessThan(DEFAULT_PROXY_HEADER_TIMEOUT_MS);
     expect(t.service.counters.proxyRefused).toEqual({ signature: 0, version: 0, length: 0, invalid: 0, timeout: 1, closed: 0 });
+    expect(await t.metrics.text()).toMatch(/^vpngw_proxy_protocol_refused_total\{reason="timeout"\} 1$/m);
     expect(t.lines.find((l) => l.msg === 'sstp: connection closed: no valid PROXY protocol header')).toMatchObject({ level: 'info', peer: expect.stringMatching(/^127\.0\.0\.1:\d+$/), reason: 'timeout' });
   });
 

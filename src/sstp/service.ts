@@ -187,6 +187,7 @@ export class SstpService extends TunnelService<SstpServerSession> {
       if (trusted && !isTrusted(trusted, socket.remoteAddress)) {
         // Not one of the load balancers: its header would be a forged source address.
         this.counters.proxyUntrusted++;
+        this.ctx!.metrics.proxyRefused('untrusted');
         this.log.warn({ peer: normalizePeerAddress(socket.remoteAddress) }, 'sstp: connection closed: not from a trusted proxy (sstp.proxyTrusted)');
         socket.destroy();
         return;
@@ -226,6 +227,7 @@ export class SstpService extends TunnelService<SstpServerSession> {
       }
       if (!r.ok) {
         this.counters.proxyRefused[r.reason]++;
+        this.ctx!.metrics.proxyRefused(r.reason);
         this.log.info({ peer: formatPeer(via), reason: r.reason, err: r.message }, 'sstp: connection closed: no valid PROXY protocol header');
         socket.destroy();
         return;

@@ -80,7 +80,7 @@ export interface WorkerReady {
 }
 
 export interface MetricsEvent {
-  k: 'auth' | 'setup' | 'tls' | 'keepalive';
+  k: 'auth' | 'setup' | 'tls' | 'proxy' | 'keepalive';
   a: unknown;
   b?: unknown;
 }
@@ -102,6 +102,7 @@ function forwardingMetrics(peer: RpcPeer): TunnelMetrics {
     authResult: (method, outcome) => send({ k: 'auth', a: method, b: outcome }),
     sessionSetup: (protocol, seconds) => send({ k: 'setup', a: protocol, b: seconds }),
     tlsHandshakeFailure: (reason) => send({ k: 'tls', a: reason }),
+    proxyRefused: (reason) => send({ k: 'proxy', a: reason }),
     keepaliveTimeout: (protocol) => send({ k: 'keepalive', a: protocol }),
   };
 }

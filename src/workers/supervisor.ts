@@ -30,7 +30,7 @@ import type { Clock } from '../util/clock.js';
 import { ringSlotsById, type Config, type Protocol } from '../config/schema.js';
 import { parseIpv4 } from '../config/ipv4.js';
 import type { ProtocolServer, SessionRegistry } from '../admin/gateway.js';
-import type { GatewayMetrics, AuthOutcome, TlsFailureReason } from '../metrics/registry.js';
+import type { GatewayMetrics, AuthOutcome, ProxyRefusalReason, TlsFailureReason } from '../metrics/registry.js';
 import type { Verifier } from '../ppp/auth/types.js';
 import type { AddressAllocator } from '../pool/types.js';
 import type { LayoutOptions } from '../dataplane/layout.js';
@@ -238,6 +238,9 @@ export class WorkerSet {
           return;
         case 'tls':
           o.metrics.tlsHandshakeFailure(e.a as TlsFailureReason);
+          return;
+        case 'proxy':
+          o.metrics.proxyRefused(e.a as ProxyRefusalReason);
           return;
         case 'keepalive':
           o.metrics.keepaliveTimeout(e.a as Protocol);
