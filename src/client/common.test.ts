@@ -39,6 +39,8 @@ describe('client helpers', () => {
     expect(authError(undefined, { reason: 'lcp-timeout', detail: '', wasUp: false })).toBeUndefined();
     expect(pppEndError({ reason: 'lcp-timeout', detail: 'no answer', wasUp: false })).toMatchObject({ code: 'ERR_PROTOCOL', message: 'PPP ended before the tunnel was up: lcp-timeout (no answer)' });
     // The tunnel under PPP went: the protocol's own error says why.
+    // The server's own goodbye (e.g. a gateway shutting down) is the peer closing, not a protocol error.
+    expect(pppEndError({ reason: 'peer-terminated', detail: 'shutting down', wasUp: false })).toMatchObject({ code: 'ERR_PEER_CLOSED' });
     expect(pppEndError({ reason: 'lower-layer-down', detail: '', wasUp: false })).toBeUndefined();
     expect(pppEndError(undefined)).toBeUndefined();
   });

@@ -124,10 +124,15 @@ export function authError(auth: AuthFailure | undefined, ppp: PppDownInfo | unde
   return undefined;
 }
 
-/** PPP ending by itself (not because the tunnel under it went) before the tunnel was up: ERR_PROTOCOL. */
+/**
+ * PPP ending by itself (not because the tunnel under it went) before the
+ * tunnel was up: ERR_PEER_CLOSED when the server said goodbye (LCP
+ * Terminate-Request: e.g. a gateway shutting down), else ERR_PROTOCOL.
+ */
 export function pppEndError(ppp: PppDownInfo | undefined): VpnError | undefined {
-  if (ppp && ppp.reason !== 'lower-layer-down') return new VpnError('ERR_PROTOCOL', `PPP ended before the tunnel was up: ${ppp.reason}${ppp.detail ? ` (${ppp.detail})` : ''}`);
-  return undefined;
+  if (!ppp || ppp.reason === 'lower-layer-down') return undefined;
+  const code = ppp.reason === 'peer-terminated' ? 'ERR_PEER_CLOSED' : 'ERR_PROTOCOL';
+  return new VpnError(code, `PPP ended before the tunnel was up: ${ppp.reason}${ppp.detail ? ` (${ppp.detail})` : ''}`);
 }
 
 /** `--route` values: IPv4 prefixes like 10.0.0.0/8 (`ip route` gets nothing else from us); ERR_USAGE otherwise. */

@@ -192,7 +192,8 @@ function failureOf(call: SstpCallEnd | undefined, ppp: PppDownInfo | undefined, 
   const pppEnded = pppEndError(ppp);
   if (pppEnded) return pppEnded;
   if (call) {
-    const code: ErrorCode = call.reason === 'transport-closed' ? 'ERR_PEER_CLOSED' : 'ERR_PROTOCOL';
+    // The server hanging up (its Call Disconnect, or the connection closing) is not a protocol error.
+    const code: ErrorCode = call.reason === 'transport-closed' || (call.reason === 'disconnected' && call.initiator === 'peer') ? 'ERR_PEER_CLOSED' : 'ERR_PROTOCOL';
     return new VpnError(code, `SSTP call ended before the tunnel was up: ${call.reason} (${call.detail})`);
   }
   return new VpnError('ERR_PEER_CLOSED', 'the connection closed before the tunnel was up');
