@@ -17,7 +17,7 @@ import { bulkTransfer, startPptpLab, waitUntil, USERS, GATEWAY, type PptpLab } f
 import { connectPptp, type PptpClient, type PptpClientOptions } from '../src/client/pptp.js';
 import { native } from '../src/dataplane/native.js';
 import type { PptpSessionEnd } from '../src/pptp/service.js';
-import { isVpnError } from '../src/util/errors.js';
+import { rejectsWith } from './lib/wait.js';
 
 const facility = await netnsSupport();
 const built = facility.ok && (() => {
@@ -30,17 +30,6 @@ const built = facility.ok && (() => {
 })();
 const f = facility.ok && !built ? { ok: false, reason: 'the native addon is not built (npm ci)' } : facility;
 reportSkip('PPTP tunnel end-to-end tests', f);
-
-async function rejectsWith(p: Promise<unknown>, code: string): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    expect(isVpnError(e), String(e)).toBe(true);
-    expect((e as { code: string }).code, (e as Error).message).toBe(code);
-    return e as Error;
-  }
-  throw new Error(`expected a rejection with ${code}`);
-}
 
 const mbit = (bytes: number, ms: number) => ((bytes * 8) / (ms / 1000) / 1e6).toFixed(0);
 

@@ -20,10 +20,10 @@ import { startSstpLab, waitUntil, USERS, GATEWAY, type SstpLab } from './lib/sst
 import { connectSstp, type SstpClient } from '../src/client/sstp.js';
 import { DataPlane } from '../src/dataplane/engine.js';
 import { native } from '../src/dataplane/native.js';
-import { isVpnError } from '../src/util/errors.js';
 import { MessageType } from '../src/sstp/constants.js';
 import { CALL_CONNECTED_MAC_OFFSET } from '../src/sstp/codec.js';
 import { icmpEcho, ipv4Packet } from './lib/packets.js';
+import { rejectsWith } from './lib/wait.js';
 
 const facility = await netnsSupport();
 const built = facility.ok && (() => {
@@ -36,18 +36,6 @@ const built = facility.ok && (() => {
 })();
 const f = facility.ok && !built ? { ok: false, reason: 'the native addon is not built (npm ci)' } : facility;
 reportSkip('SSTP tunnel end-to-end tests', f);
-
-/** Expect an async call to reject with a VpnError of `code`; returns it. */
-async function rejectsWith(p: Promise<unknown>, code: string): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    expect(isVpnError(e), String(e)).toBe(true);
-    expect((e as { code: string }).code, (e as Error).message).toBe(code);
-    return e as Error;
-  }
-  throw new Error(`expected a rejection with ${code}`);
-}
 
 describe.skipIf(!f.ok)('SSTP gateway and client in namespaces', () => {
   let L: SstpLab;

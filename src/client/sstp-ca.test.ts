@@ -28,6 +28,7 @@ import { silentLogger } from '../util/log.js';
 import { VpnError } from '../util/errors.js';
 import { SstpService } from '../sstp/service.js';
 import { connectSstp, type SstpClientOptions } from './sstp.js';
+import { freePort } from '../../test/lib/wait.js';
 
 const openssl = (() => {
   try {
@@ -48,17 +49,6 @@ function tempDir(): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'vpngw-sstp-ca-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 const run = (dir: string, args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });

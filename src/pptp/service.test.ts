@@ -24,7 +24,6 @@ import { Gateway } from '../admin/gateway.js';
 import { GatewayMetrics } from '../metrics/registry.js';
 import { DataPlane } from '../dataplane/engine.js';
 import { systemClock } from '../util/clock.js';
-import { isVpnError } from '../util/errors.js';
 import { silentLogger } from '../util/log.js';
 import { connectPptp, type PptpClient, type PptpClientOptions } from '../client/pptp.js';
 import { CallIdAllocator } from './callid.js';
@@ -36,40 +35,11 @@ import type { Verifier } from '../ppp/auth/types.js';
 import type { PppUpInfo } from '../ppp/index.js';
 import { MPPE_BITS, MPPE_KEY_LEN, MPPE_SESSION_KEY } from '../../assembly/crypto/sizes.js';
 import { icmpEcho, ipv4Packet } from '../../test/lib/packets.js';
+import { freePort, rejectsWith, waitUntil } from '../../test/lib/wait.js';
 
 const LOOPBACK = '127.0.0.1';
 const GATEWAY = '198.18.128.1';
 const slotAddr = (a: string) => new DataView(new Uint8Array(a.split('.').map(Number)).buffer).getUint32(0, true);
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, LOOPBACK, () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitUntil(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const until = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-async function rejectsWith(p: Promise<unknown>, code: string): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    expect(isVpnError(e), String(e)).toBe(true);
-    expect((e as { code: string }).code, (e as Error).message).toBe(code);
-    return e as Error;
-  }
-  throw new Error(`expected a rejection with ${code}`);
-}
 
 /** One GRE packet seen on the "wire" between the engines. */
 interface WirePacket {

@@ -22,17 +22,7 @@ import { connectSstp } from '../client/sstp.js';
 import { PROXY_V2_SIGNATURE } from '../net/proxy-protocol.js';
 import { DEFAULT_PROXY_HEADER_TIMEOUT_MS } from '../net/proxy-socket.js';
 import { SstpService, isTrusted, trustedProxies } from './service.js';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from '../../test/lib/wait.js';
 
 /** A v2 PROXY header over TCP/IPv4 as section 2.2 lays it out (ver 2, cmd PROXY, 0x11, length 12). */
 function v2Tcp4(src: string, sport: number, dst: string, dport: number): Uint8Array {

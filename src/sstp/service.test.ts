@@ -19,17 +19,7 @@ import { silentLogger } from '../util/log.js';
 import { connectSstp } from '../client/sstp.js';
 import { hashBitmask, normalizePeerAddress, sstpPolicyVerifier, SstpService, tlsFailureReason } from './service.js';
 import type { Verifier } from '../ppp/auth/types.js';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from '../../test/lib/wait.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {

@@ -11,12 +11,12 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { buildCli, type CliBuild } from '../lib/vpngw-cli.js';
+import { freePort } from '../lib/wait.js';
 
 const pexec = promisify(execFile);
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -31,17 +31,6 @@ function facility(): { ok: boolean; reason?: string } {
 }
 
 /** A port the OS says is free now (loopback). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
   const until = Date.now() + ms;
   while (!cond()) {

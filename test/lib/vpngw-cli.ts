@@ -85,11 +85,4 @@ export function runVpngw(cli: CliBuild, ns: Netns | undefined, args: readonly st
   return ns ? ns.exec(cmd, opts) : run(cmd[0]!, cmd.slice(1), opts);
 }
 
-/** Poll `cond` every 20 ms until true or `ms` passed. */
-export async function waitUntil(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const until = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+export { waitUntil } from './wait.js';

@@ -1,7 +1,8 @@
 /**
- * Small waiting and expectation helpers of the end-to-end tests (every lab
- * and test file used to carry its own copy).
+ * Small waiting, expectation and port helpers of the tests (every lab and
+ * test file used to carry its own copy).
  */
+import net from 'node:net';
 import { expect } from 'vitest';
 import { isVpnError } from '../../src/util/errors.js';
 
@@ -24,4 +25,16 @@ export async function rejectsWith(p: Promise<unknown>, code: string): Promise<Er
     return e as Error;
   }
   throw new Error(`expected a rejection with ${code}`);
+}
+
+/** A TCP port that was free on `host` a moment ago (for a server the test starts next). */
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, host, () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
 }
