@@ -160,9 +160,12 @@ describe.skipIf(!f.ok)('Prometheus scrapes the gateway: sessions and traffic of 
         (panels[p.title] ??= []).push(await P.query(expr));
       }
     }
-    // (Auth failures and drops are legitimately empty: there were none.)
+    // Auth failures are legitimately empty (there were none); drops may be too, or not: the client
+    // kernels' own IPv6 packets (router solicitations, MLD) can land as ipv6_not_routed drops, and a
+    // GRE packet racing a call's set-up or teardown as gre_unknown_call.
     const empty = Object.entries(panels).filter(([, rs]) => rs.some((r) => r.length === 0)).map(([t]) => t);
-    expect(empty.sort()).toEqual(['Auth failures /s', 'Drops by reason']);
+    expect(empty).toContain('Auth failures /s');
+    expect(empty.filter((t) => t !== 'Auth failures /s' && t !== 'Drops by reason')).toEqual([]);
     expect(one(panels['Sessions up']![0]!)).toBe(total);
     const throughput = panels.Throughput![0]!;
     for (const p of TUNNEL_PROTOCOLS) {
