@@ -25,7 +25,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { NetLab, netnsSupport, reportSkip, uniqueIfName, type Netns, type Subnet } from './lib/netns.js';
 import { LabClients, type LabTunnel } from './lib/ops-lab.js';
-import { buildCli, cliBuildMissing, runVpngw, spawnVpngw, waitUntil, type CliBuild, type Proc } from './lib/vpngw-cli.js';
+import { buildCli, cliBuildMissing, printedFingerprint, runVpngw, serveReady, spawnVpngw, waitUntil, type CliBuild, type Proc } from './lib/vpngw-cli.js';
 import { findSecrets } from './lib/secrets.js';
 import { icmpEcho, ipv4Packet } from './lib/packets.js';
 import type { SessionInfo } from '../src/admin/types.js';
@@ -97,12 +97,10 @@ admin: {listen: ${link.host(1)}, port: 9477, token: ${JSON.stringify(TOKEN)}}
 
     server = spawnVpngw(cli, a, ['serve', '--config', cfg]);
     procs.push(server);
-    await waitUntil(() => /vpngw: ready/.test(server.err) || server.exit !== undefined, 30_000, 'vpngw serve to be ready');
-    expect(server.exit, `stderr:\n${server.err}\nstdout:\n${server.out.slice(-3000)}`).toBeUndefined();
+    await serveReady(server);
     expect(server.err).toContain(`admin API on ${adminUrl}`);
-    const fingerprint = /SHA-256 fingerprint ([0-9A-F:]{95})/.exec(server.err)?.[1];
-    expect(fingerprint, server.err).toBeDefined();
-    clients = new LabClients({ serverAddress: link.host(1), sstpPort: 443, pptpPort: 1723, fingerprint: fingerprint!, b });
+    const fingerprint = printedFingerprint(server.err);
+    clients = new LabClients({ serverAddress: link.host(1), sstpPort: 443, pptpPort: 1723, fingerprint, b });
   }, 240_000);
 
   afterAll(async () => {
@@ -122,7 +120,7 @@ admin: {listen: ${link.host(1)}, port: 9477, token: ${JSON.stringify(TOKEN)}}
       bob1: await clients.open('sstp', 'bob', PASSWORDS.bob),
       carol1: await clients.open('pptp', 'carol', PASSWORDS.carol),
     };
-    const fp = /SHA-256 fingerprint ([0-9A-F:]{95})/.exec(server.err)![1]!;
+    const fp = printedFingerprint(server.err);
     const ctun = uniqueIfName('tcla');
     const connect = spawnVpngw(cli, b, ['connect', `sstp://bob@${link.host(1)}`, '--fingerprint', fp, '--tun', ctun], { VPNGW_PASSWORD: PASSWORDS.bob });
     procs.push(connect);

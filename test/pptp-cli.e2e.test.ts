@@ -13,7 +13,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { NetLab, netnsSupport, reportSkip, uniqueIfName, type Netns, type Subnet } from './lib/netns.js';
-import { buildCli, cliBuildMissing, track, waitUntil, type CliBuild } from './lib/vpngw-cli.js';
+import { buildCli, cliBuildMissing, serveReady, track, waitUntil, type CliBuild } from './lib/vpngw-cli.js';
 
 const facility = await netnsSupport();
 const missing = cliBuildMissing();
@@ -57,8 +57,7 @@ log: {level: info}
 `,
     );
     const server = track(a.spawn([process.execPath, cli.bin, 'serve', '--config', cfg], { cwd: cli.dir, stdio: ['ignore', 'pipe', 'pipe'] }));
-    await waitUntil(() => /vpngw: ready/.test(server.err) || server.exit !== undefined, 30_000, 'the server to be ready');
-    expect(server.exit, `stderr:\n${server.err}\nstdout:\n${server.out}`).toBeUndefined();
+    await serveReady(server);
     expect(server.err).toMatch(/protocols enabled: pptp/);
     const password = /created user "demo" with password (\S+)/.exec(server.err)?.[1];
     expect(password, server.err).toBeDefined();

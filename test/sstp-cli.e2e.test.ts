@@ -16,7 +16,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { NetLab, netnsSupport, reportSkip, uniqueIfName, type Netns, type Subnet } from './lib/netns.js';
-import { REPO, buildCli, cliBuildMissing, track, waitUntil, type CliBuild, type Proc } from './lib/vpngw-cli.js';
+import { REPO, buildCli, cliBuildMissing, printedFingerprint, serveReady, track, waitUntil, type CliBuild, type Proc } from './lib/vpngw-cli.js';
 
 const facility = await netnsSupport();
 const missing = cliBuildMissing();
@@ -61,11 +61,9 @@ describe.skipIf(!f.ok)('npm start (vpngw serve on the embedded default) and vpng
       }),
     );
     procs.push(server);
-    await waitUntil(() => /vpngw: ready/.test(server.err) || server.exit !== undefined, 30_000, 'the server to be ready');
-    expect(server.exit, `stderr:\n${server.err}\nstdout:\n${server.out}`).toBeUndefined();
-    const fp = /SHA-256 fingerprint ([0-9A-F:]{95})/.exec(server.err)?.[1];
+    await serveReady(server);
+    const fp = printedFingerprint(server.err);
     const password = /created user "demo" with password (\S+)/.exec(server.err)?.[1];
-    expect(fp, server.err).toBeDefined();
     expect(password, server.err).toBeDefined();
     expect(server.err).toContain('/var/lib/vpngw/sstp-cert.pem');
     // The password is shown once on stderr, never in the log.
@@ -75,7 +73,7 @@ describe.skipIf(!f.ok)('npm start (vpngw serve on the embedded default) and vpng
 
     const ctun = uniqueIfName('tcl');
     const client = track(
-      b.spawn([process.execPath, cli.bin, 'connect', `sstp://demo@${link.host(1)}`, '--fingerprint', fp!, '--tun', ctun], {
+      b.spawn([process.execPath, cli.bin, 'connect', `sstp://demo@${link.host(1)}`, '--fingerprint', fp, '--tun', ctun], {
         cwd: cli.dir,
         stdio: ['ignore', 'pipe', 'pipe'],
         env: { ...process.env, VPNGW_PASSWORD: password! },

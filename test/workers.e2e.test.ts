@@ -22,7 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { NetLab, netnsSupport, reportSkip, uniqueIfName, type Netns, type Subnet } from './lib/netns.js';
 import { LabClients, type LabTunnel } from './lib/ops-lab.js';
-import { buildCli, cliBuildMissing, runVpngw, spawnVpngw, waitUntil, type CliBuild, type Proc } from './lib/vpngw-cli.js';
+import { buildCli, cliBuildMissing, printedFingerprint, runVpngw, serveReady, spawnVpngw, waitUntil, type CliBuild, type Proc } from './lib/vpngw-cli.js';
 import { icmpEcho, ipv4Packet } from './lib/packets.js';
 import type { SessionInfo } from '../src/admin/types.js';
 
@@ -84,9 +84,8 @@ admin: {port: 9477}
 
     server = spawnVpngw(cli, a, ['serve', '--config', cfg]);
     procs.push(server);
-    await waitUntil(() => /vpngw: ready/.test(server.err) || server.exit !== undefined, 30_000, 'vpngw serve to be ready');
-    expect(server.exit, `stderr:\n${server.err}\nstdout:\n${server.out.slice(-3000)}`).toBeUndefined();
-    const fingerprint = /SHA-256 fingerprint ([0-9A-F:]{95})/.exec(server.err)![1]!;
+    await serveReady(server);
+    const fingerprint = printedFingerprint(server.err);
     clients = new LabClients({ serverAddress: link.host(1), sstpPort: 443, pptpPort: 1723, fingerprint, b });
   }, 240_000);
 

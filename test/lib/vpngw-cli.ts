@@ -85,4 +85,19 @@ export function runVpngw(cli: CliBuild, ns: Netns | undefined, args: readonly st
   return ns ? ns.exec(cmd, opts) : run(cmd[0]!, cmd.slice(1), opts);
 }
 
-export { waitUntil } from './wait.js';
+import { waitUntil } from './wait.js';
+
+export { waitUntil };
+
+/** Wait (bounded) for a started `vpngw serve` to print "vpngw: ready"; throws with its output when it exited instead. */
+export async function serveReady(server: Proc, what = 'vpngw serve to be ready', ms = 30_000): Promise<void> {
+  await waitUntil(() => /vpngw: ready/.test(server.err) || server.exit !== undefined, ms, what);
+  if (server.exit !== undefined) throw new Error(`vpngw serve exited ${JSON.stringify(server.exit)}\nstderr:\n${server.err}\nstdout:\n${server.out.slice(-3000)}`);
+}
+
+/** The SSTP certificate's SHA-256 fingerprint as `vpngw serve` printed it; throws when it printed none. */
+export function printedFingerprint(stderr: string): string {
+  const fp = /SHA-256 fingerprint ([0-9A-F:]{95})/.exec(stderr)?.[1];
+  if (!fp) throw new Error(`vpngw serve printed no certificate fingerprint:\n${stderr}`);
+  return fp;
+}
