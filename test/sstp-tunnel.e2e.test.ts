@@ -12,11 +12,10 @@
  *   100 tunnels at once from one client engine, each pinging the gateway
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { createHash, randomBytes } from 'node:crypto';
-import net from 'node:net';
 import * as abi from '../assembly/abi.js';
 import { netnsSupport, reportSkip } from './lib/netns.js';
 import { startSstpLab, waitUntil, USERS, GATEWAY, type SstpLab } from './lib/sstp-lab.js';
+import { bulkTransfer } from './lib/gateway-lab.js';
 import { connectSstp, type SstpClient } from '../src/client/sstp.js';
 import { DataPlane } from '../src/dataplane/engine.js';
 import { native } from '../src/dataplane/native.js';
@@ -107,73 +106,13 @@ describe.skipIf(!f.ok)('SSTP gateway and client in namespaces', () => {
     const c = await connect({ tun: { name: 'tcbulk0', routes: [`${L.behind.network}/24`] } });
     clients.push(c);
     const SIZE = 50 * 1024 * 1024;
-    const data = randomBytes(SIZE);
-    const want = createHash('sha256').update(data).digest('hex');
     // A TCP server on the host behind the gateway (ns A), a TCP client in ns B: the path is the tunnel.
-    const lfd = native.tcpListener({ netns: L.a.name, address: L.behind.host(1), port: 5001 });
-    const received: { hash: string; bytes: number }[] = [];
-    const server = net.createServer((s) => {
-      const h = createHash('sha256');
-      let bytes = 0;
-      s.on('data', (d: Buffer) => {
-        h.update(d);
-        bytes += d.length;
-      });
-      s.on('end', () => {
-        received.push({ hash: h.digest('hex'), bytes });
-        s.end();
-      });
-      s.on('error', () => undefined);
-    });
-    await new Promise<void>((r) => server.listen({ fd: lfd }, r));
-    // Uplink (ns B -> tunnel -> ns A).
-    const up = await (async () => {
-      const sock = new net.Socket({ fd: native.tcpSocket({ netns: L.b.name }) });
-      const t0 = performance.now();
-      await new Promise<void>((resolve, reject) => {
-        sock.once('error', reject);
-        sock.connect(5001, L.behind.host(1), resolve);
-      });
-      sock.end(data);
-      sock.resume();
-      await waitUntil(() => received.length > 0, 90_000, 'the uplink transfer');
-      sock.destroy();
-      return { ...received[0]!, ms: performance.now() - t0 };
-    })();
-    expect(up.bytes).toBe(SIZE);
-    expect(up.hash).toBe(want);
-
-    // Downlink (ns A -> tunnel -> ns B): a sending server.
-    const lfd2 = native.tcpListener({ netns: L.a.name, address: L.behind.host(1), port: 5002 });
-    const sender = net.createServer((s) => {
-      s.on('error', () => undefined);
-      s.end(data);
-    });
-    await new Promise<void>((r) => sender.listen({ fd: lfd2 }, r));
-    const sock = new net.Socket({ fd: native.tcpSocket({ netns: L.b.name }) });
-    const t0 = performance.now();
-    const h = createHash('sha256');
-    let bytes = 0;
-    await new Promise<void>((resolve, reject) => {
-      sock.once('error', reject);
-      sock.on('data', (d: Buffer) => {
-        h.update(d);
-        bytes += d.length;
-      });
-      sock.on('end', resolve);
-      sock.connect(5002, L.behind.host(1));
-    });
-    const downMs = performance.now() - t0;
+    const { upMs, downMs } = await bulkTransfer(L, L.b, SIZE, 5001, 90_000);
     const dropped = L.service.liveSessions[0]?.downlinkDropped ?? 0;
-    expect(bytes).toBe(SIZE);
-    expect(h.digest('hex')).toBe(want);
     const rate = (ms: number) => ((SIZE * 8) / (ms / 1000) / 1e6).toFixed(0);
     process.stderr.write(
-      `\n  SSTP 50 MB through the tunnel: uplink ${(up.ms / 1000).toFixed(2)} s (${rate(up.ms)} Mbit/s), downlink ${(downMs / 1000).toFixed(2)} s (${rate(downMs)} Mbit/s, ${dropped} downlink writes dropped at the TLS backlog bound)\n`,
+      `\n  SSTP 50 MB through the tunnel: uplink ${(upMs / 1000).toFixed(2)} s (${rate(upMs)} Mbit/s), downlink ${(downMs / 1000).toFixed(2)} s (${rate(downMs)} Mbit/s, ${dropped} downlink writes dropped at the TLS backlog bound)\n`,
     );
-    server.close();
-    sender.close();
-    sock.destroy();
     await c.close();
     clients.splice(clients.indexOf(c), 1);
     await waitUntil(() => L.gateway.sessions.size === 0, 5_000, 'the server session to go');
