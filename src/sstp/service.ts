@@ -28,7 +28,7 @@ import type { ServerContext } from '../admin/gateway.js';
 import type { AuthOutcome, TlsFailureReason } from '../metrics/registry.js';
 import type { AuthMethod, Verifier } from '../ppp/auth/types.js';
 import { sessionPolicyVerifier, type SessionPolicy } from '../aaa/gateway-verifier.js';
-import { HalfOpenBound, ServiceState, TunnelService, listenOn, normalizePeerAddress, socketTransport, type TunnelCounters } from '../tunnel/service.js';
+import { ServiceState, TunnelService, listenOn, normalizePeerAddress, socketTransport, type TunnelCounters } from '../tunnel/service.js';
 import { formatPeer } from '../tunnel/session.js';
 import { DEFAULT_PROXY_HEADER_TIMEOUT_MS, PROXY_HEADER_FAILURES, readProxyHeader, type ProxyHeaderFailure } from '../net/proxy-socket.js';
 import { SLOT_MAX_PAYLOAD } from '../../assembly/abi.js';
@@ -99,8 +99,6 @@ export class SstpService extends TunnelService<SstpServerSession> {
   private readonly halfOpenRelease = new Map<string, () => void>();
   /** sstp.proxyProtocol: per accepted TCP connection (remote address|port), the client the PROXY header named, and its half-open release. */
   private readonly proxied = new Map<string, { peer: { address: string; port: number }; release: () => void }>();
-  /** sstp.proxyProtocol: connections per real source that have not reached "up" (see onProxiedConnection). */
-  private readonly halfOpenBehindProxy = new HalfOpenBound();
 
   constructor(private readonly opts: SstpServiceOptions = {}) {
     super();
@@ -234,17 +232,8 @@ export class SstpService extends TunnelService<SstpServerSession> {
       }
       const src = r.header.addresses?.source ?? via;
       const peer = { address: normalizePeerAddress(src.address), port: src.port };
-      const release = this.halfOpenBehindProxy.admit(peer.address, cfg.limits.maxHalfOpenPerSource);
-      if (!release) {
-        this.counters.refusedHalfOpen++;
-        this.log.warn(
-          { source: peer.address, via: via.address, halfOpen: this.halfOpenBehindProxy.of(peer.address) },
-          'sstp: refusing a connection: too many unfinished set-ups from this source',
-        );
-        socket.destroy();
-        return;
-      }
-      socket.once('close', release);
+      const release = this.admitConnection(socket, peer.address);
+      if (!release) return;
       const key = `${socket.remoteAddress}|${socket.remotePort}`;
       this.proxied.set(key, { peer, release });
       socket.once('close', () => this.proxied.delete(key));

@@ -237,11 +237,14 @@ export abstract class TunnelService<S extends TunnelSession> implements Protocol
   /**
    * A new TCP connection: refused (destroyed) when the service is not
    * listening or its source is at the half-open bound; otherwise tracked
-   * until it closes. Returns the release of its half-open count.
+   * until it closes. Returns the release of its half-open count. `source`:
+   * the client's address when it is not the TCP peer's (a PROXY header from
+   * a load balancer); the bound then counts it, and the refusal names both.
    */
-  protected admitConnection(socket: net.Socket): (() => void) | undefined {
+  protected admitConnection(socket: net.Socket, source?: string): (() => void) | undefined {
     const cfg = this.ctx!.config();
-    const src = normalizePeerAddress(socket.remoteAddress);
+    const tcpPeer = normalizePeerAddress(socket.remoteAddress);
+    const src = source ?? tcpPeer;
     if (this.state !== ServiceState.Listening) {
       socket.destroy();
       return undefined;
@@ -249,7 +252,10 @@ export abstract class TunnelService<S extends TunnelSession> implements Protocol
     const release = this.halfOpen.admit(src, cfg.limits.maxHalfOpenPerSource);
     if (!release) {
       this.counters.refusedHalfOpen++;
-      this.log.warn({ source: src, halfOpen: this.halfOpen.of(src) }, `${this.name}: refusing a connection: too many unfinished set-ups from this source`);
+      this.log.warn(
+        { source: src, ...(source !== undefined ? { via: tcpPeer } : {}), halfOpen: this.halfOpen.of(src) },
+        `${this.name}: refusing a connection: too many unfinished set-ups from this source`,
+      );
       socket.destroy();
       return undefined;
     }
