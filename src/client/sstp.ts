@@ -19,7 +19,7 @@
  *   Connecting ──up──► Connected ──close() / server disconnect / failure──► Closing ──► Closed
  *        └────────────── failure (TLS, HTTP, auth, binding, timers) ───────────────────┘
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -40,6 +40,7 @@ import { SstpHttpResponseParser, sstpHttpRequest } from '../sstp/http.js';
 import { SstpStreamPath } from '../sstp/datapath.js';
 import { parseFingerprint } from '../sstp/cert.js';
 import { SSTP_MAX_MRU } from '../sstp/server-session.js';
+import { coalescingWriter } from '../net/coalesce.js';
 import type { ClientOptions } from '../cli/plugins.js';
 import {
   ClientPhase,
@@ -137,8 +138,29 @@ function isIpLiteral(h: string): boolean {
   return net.isIP(h) !== 0;
 }
 
-/** Open the TLS connection and check the server certificate; resolves to the socket. */
-async function openTls(o: SstpClientOptions, log: Logger): Promise<tls.TLSSocket> {
+// Our choice: how many distinct TLS client contexts (one per CA bundle, one for pinning) a process keeps.
+const SECURE_CONTEXT_CACHE_SIZE = 8;
+const secureContexts = new Map<string, tls.SecureContext>();
+
+/**
+ * The TLS client context for a CA bundle (or none, when a pin is the whole
+ * check). Building one parses the CA PEM and the cipher lists, a third of a
+ * millisecond: a process running many clients (benchmarks, tests) builds each
+ * once. Keyed by the CA's bytes, so a changed file gets a context of its own.
+ */
+function clientSecureContext(ca: string | Buffer | undefined): tls.SecureContext {
+  const key = ca === undefined ? '' : createHash('sha256').update(ca).digest('hex');
+  let ctx = secureContexts.get(key);
+  if (!ctx) {
+    ctx = tls.createSecureContext({ minVersion: 'TLSv1.2', ...(ca !== undefined ? { ca } : {}) });
+    if (secureContexts.size >= SECURE_CONTEXT_CACHE_SIZE) secureContexts.delete(secureContexts.keys().next().value!);
+    secureContexts.set(key, ctx);
+  }
+  return ctx;
+}
+
+/** Open the TLS connection and check the server certificate; resolves to the socket and the certificate's DER. */
+async function openTls(o: SstpClientOptions, log: Logger): Promise<{ socket: tls.TLSSocket; certificate: Uint8Array }> {
   const port = o.port ?? 443;
   const pin = o.fingerprint !== undefined ? parseFingerprint(o.fingerprint) : undefined;
   if (o.fingerprint !== undefined && !pin) throw new VpnError('ERR_USAGE', `--fingerprint ${o.fingerprint} is not a SHA-256 fingerprint (64 hex digits)`);
@@ -151,11 +173,10 @@ async function openTls(o: SstpClientOptions, log: Logger): Promise<tls.TLSSocket
   return new Promise((resolve, reject) => {
     const socket = tls.connect({
       socket: raw,
-      minVersion: 'TLSv1.2',
-      ...(serverName ? { servername: serverName } : {}),
       // With a pin the fingerprint is the whole check; with a CA the chain and the name are.
+      secureContext: clientSecureContext(pin ? undefined : o.ca),
+      ...(serverName ? { servername: serverName } : {}),
       rejectUnauthorized: !pin,
-      ...(o.ca !== undefined && !pin ? { ca: o.ca } : {}),
       ...(!pin && !serverName ? { checkServerIdentity: (_h: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(o.host, cert) } : {}),
     });
     const onError = (e: Error) => {
@@ -165,8 +186,9 @@ async function openTls(o: SstpClientOptions, log: Logger): Promise<tls.TLSSocket
     socket.once('error', onError);
     socket.once('secureConnect', () => {
       socket.off('error', onError);
-      const cert = socket.getPeerCertificate();
-      if (!cert?.raw) {
+      // The X509Certificate view: the DER and the fingerprint without building getPeerCertificate()'s whole object.
+      const cert = socket.getPeerX509Certificate();
+      if (!cert) {
         socket.destroy();
         reject(new VpnError('ERR_TLS', 'the server presented no certificate'));
         return;
@@ -176,8 +198,8 @@ async function openTls(o: SstpClientOptions, log: Logger): Promise<tls.TLSSocket
         reject(new VpnError('ERR_TLS', `the server certificate's SHA-256 fingerprint ${cert.fingerprint256} is not the pinned ${pin}`));
         return;
       }
-      log.info({ subject: cert.subject?.CN, fingerprint256: cert.fingerprint256, protocol: socket.getProtocol() }, 'sstp: TLS established, server certificate verified');
-      resolve(socket);
+      log.info({ subject: cert.subject, fingerprint256: cert.fingerprint256, protocol: socket.getProtocol() }, 'sstp: TLS established, server certificate verified');
+      resolve({ socket, certificate: new Uint8Array(cert.raw) });
     });
   });
 }
@@ -211,7 +233,7 @@ export async function connectSstp(o: SstpClientOptions): Promise<SstpClient> {
     phase = to;
   };
 
-  const socket = await openTls(o, log);
+  const { socket, certificate } = await openTls(o, log);
   const ownDp = !o.dataplane;
   const dp = o.dataplane ?? new DataPlane({ maxSessions: 1, ringSlots: CLIENT_RING_SLOTS, streamBuffers: true });
   const tunOpt = o.tun === false ? undefined : (o.tun ?? {});
@@ -230,10 +252,8 @@ export async function connectSstp(o: SstpClientOptions): Promise<SstpClient> {
   let settle: { resolve(c: SstpClient): void; reject(e: unknown): void } | undefined;
   const result = new Promise<SstpClient>((resolve, reject) => (settle = { resolve, reject }));
 
-  const write = (b: Uint8Array, done?: () => void) => {
-    if (socket.destroyed || !socket.writable) return;
-    socket.write(o.tamper ? o.tamper(b) : b, done);
-  };
+  const out = coalescingWriter(socket);
+  const write = (b: Uint8Array, done?: () => void) => out.write(o.tamper ? o.tamper(b) : b, done);
   const path = SstpStreamPath.open(
     dp,
     { write, get writableLength() { return socket.writableLength; }, pause: () => socket.pause(), resume: () => socket.resume() },
@@ -408,7 +428,7 @@ export async function connectSstp(o: SstpClientOptions): Promise<SstpClient> {
       transport: { write, close: () => socket.end() },
       clock,
       log,
-      serverCertHashes: certificateHashes(new Uint8Array(socket.getPeerCertificate().raw)),
+      serverCertHashes: certificateHashes(certificate),
       ...(o.timers ? { timers: o.timers } : {}),
       events: {
         onPppStart: startPpp,

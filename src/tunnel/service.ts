@@ -18,6 +18,7 @@
  */
 import net from 'node:net';
 import { VpnError } from '../util/errors.js';
+import { coalescingWriter } from '../net/coalesce.js';
 import { logTransition, type Logger } from '../util/log.js';
 import type { Clock } from '../util/clock.js';
 import type { Config } from '../config/schema.js';
@@ -60,11 +61,11 @@ export interface SocketTransport {
   destroy(): void;
 }
 
+/** The transport over `socket`; the writes of one event-loop turn leave together (src/net/coalesce.ts). */
 export function socketTransport(socket: net.Socket): SocketTransport {
+  const out = coalescingWriter(socket);
   return {
-    write: (b, done) => {
-      if (!socket.destroyed && socket.writable) socket.write(b, done);
-    },
+    write: out.write,
     get writableLength() {
       return socket.writableLength;
     },
@@ -76,7 +77,10 @@ export function socketTransport(socket: net.Socket): SocketTransport {
       const t = setTimeout(() => socket.destroy(), SOCKET_LINGER_MS);
       t.unref();
     },
-    destroy: () => socket.destroy(),
+    destroy: () => {
+      out.flush();
+      socket.destroy();
+    },
   };
 }
 
