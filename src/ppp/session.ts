@@ -27,7 +27,7 @@
  * - {@link PppSession.input} never throws; drops are counted by reason.
  */
 import { EventEmitter } from 'node:events';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { systemClock, type Clock, type Timer } from '../util/clock.js';
 import { VpnError } from '../util/errors.js';
 import { logTransition, silentLogger, type Logger } from '../util/log.js';
@@ -57,6 +57,7 @@ import { DEFAULT_MRU } from './lcp/options.js';
 import type { NcpHost } from './ncp.js';
 import { decodeControlPacket, type ControlPacket } from './packet.js';
 import { Code, PPP_CCP, PPP_COMPRESSED, PPP_IPCP, PPP_IPV4, PPP_IPV6, PPP_IPV6CP, PPP_LCP, protocolName } from './protocols.js';
+import { randomOctets } from '../util/random.js';
 
 export enum Phase {
   Dead = 'Dead',
@@ -307,7 +308,7 @@ export class PppSession extends EventEmitter<PppSessionEvents> {
     // Every timer of the protocols runs through run(): a transport that loops a send straight back
     // into input() gets its frame queued, never processed in the middle of a timer action.
     this.clock = { now: () => clock.now(), setTimer: (ms, fn) => clock.setTimer(ms, () => this.run(fn)) };
-    this.random = opts.random ?? ((n) => new Uint8Array(randomBytes(n)));
+    this.random = opts.random ?? randomOctets;
     this.log = (opts.log ?? silentLogger).child({ ppp: this.id, role: opts.role, tunnel: opts.tunnel, peer: opts.peer });
     // One side settles stateful vs stateless (see MppePolicy.modeChoice): the server follows the client.
     this.mppePolicy = { ...DEFAULT_MPPE_POLICY, modeChoice: opts.role === 'server' ? 'peer' : 'ours', ...opts.mppe };

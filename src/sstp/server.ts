@@ -24,7 +24,6 @@
  * and verified when authenticated() brings the HLAK. The negotiation timer
  * bounds the wait either way.
  */
-import { randomBytes } from 'node:crypto';
 import type { DecodeFailure } from '../util/decode.js';
 import {
   callConnectAckLength,
@@ -53,6 +52,7 @@ import {
   type HttpResponseOptions,
   type SstpHttpRequest,
 } from './http.js';
+import { randomOctets } from '../util/random.js';
 
 /** 3.3.1: server states (plus the common ones of 3.1.1). */
 export const ServerState = {
@@ -102,7 +102,7 @@ export class SstpServerCall extends SstpCall<ServerOwnState> {
     // 2.2.6: "The server MUST select at least one hash protocol."
     if (this.offered === 0) throw new RangeError('offer at least one of SHA1 and SHA256');
     this.maxNaks = opts.maxNaks ?? DEFAULT_MAX_NAKS;
-    this.random = opts.randomBytes ?? ((n) => new Uint8Array(randomBytes(n)));
+    this.random = opts.randomBytes ?? randomOctets;
   }
 
   /** 3.3.7.2: New HTTPS Connection Received: wait for the Call Connect Request. */

@@ -7,12 +7,13 @@
  * The authenticator retransmits its Challenge until a Response arrives; the
  * peer never retransmits on its own.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { AuthHost, ClientCredentials, UserAttributes, Verifier, VerifyContext, VerifyOutcome } from './types.js';
 import { PPP_CHAP } from './types.js';
 import { AuthMachine, callVerifier, decodeName, encodeName, refusalText, zeroHlak, type AuthTiming } from './machine.js';
 import { ChapCode, decodeChap, encodeChap } from './chap-codec.js';
 import type { Timer } from '../../util/clock.js';
+import { randomOctets } from '../../util/random.js';
 
 // Our choice: RFC 1994 leaves the challenge length open; 16 octets as MS-CHAPv2 uses.
 export const CHAP_MD5_CHALLENGE_SIZE = 16;
@@ -68,12 +69,12 @@ export class ChapMd5Server extends AuthMachine<ChapMd5ServerState> {
     private readonly opts: ChapMd5ServerOptions,
   ) {
     super(host, 'chap-md5-server', 'Initial', opts.timing);
-    this.identifier = opts.identifier ?? randomBytes(1)[0]!;
+    this.identifier = opts.identifier ?? randomOctets(1)[0]!;
   }
 
   protected onStart(): void {
     if (this.state !== 'Initial') return;
-    this.challenge = this.opts.challenge?.() ?? new Uint8Array(randomBytes(CHAP_MD5_CHALLENGE_SIZE));
+    this.challenge = this.opts.challenge?.() ?? randomOctets(CHAP_MD5_CHALLENGE_SIZE);
     this.challengePacket = encodeChap({
       code: ChapCode.Challenge,
       identifier: this.identifier,

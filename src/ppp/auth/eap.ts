@@ -22,7 +22,6 @@
  * MasterReceiveKey | MasterSendKey | 32 zero octets), whose first 32 octets
  * are the SSTP HLAK (MS-SSTP 3.2.5.2.2, "EAP other than EAP-TLS").
  */
-import { randomBytes } from 'node:crypto';
 import type { Timer } from '../../util/clock.js';
 import type { AuthFailureReason, AuthHost, ClientCredentials, MsChapV2Verified, Verifier, VerifyContext, VerifyOutcome } from './types.js';
 import { PPP_EAP } from './types.js';
@@ -47,6 +46,7 @@ import {
   reasonForError,
 } from './mschapv2-codec.js';
 import { deriveMppeMasterKeys, eapMsChapV2Msk, hlakFromMsk } from './mppe-keys.js';
+import { randomOctets } from '../../util/random.js';
 
 const latin1 = (b: Uint8Array) => Buffer.from(b).toString('latin1');
 const fromLatin1 = (s: string) => new Uint8Array(Buffer.from(s, 'latin1'));
@@ -94,7 +94,7 @@ export class EapServer extends AuthMachine<EapServerState> {
     private readonly opts: EapServerOptions,
   ) {
     super(host, 'eap-server', 'Initial', opts.timing);
-    this.identifier = opts.identifier ?? randomBytes(1)[0]!;
+    this.identifier = opts.identifier ?? randomOctets(1)[0]!;
   }
 
   protected onStart(): void {
@@ -163,7 +163,7 @@ export class EapServer extends AuthMachine<EapServerState> {
         if (p.type !== EapType.Identity) return;
         this.identity = decodeName(p.data);
         this.host.log.debug({ identity: this.identity }, 'eap-server: identity');
-        this.challenge = this.opts.challenge?.() ?? new Uint8Array(randomBytes(AUTHENTICATOR_CHALLENGE_SIZE));
+        this.challenge = this.opts.challenge?.() ?? randomOctets(AUTHENTICATOR_CHALLENGE_SIZE);
         this.msId = (this.identifier + 1) & 0xff;
         this.to('ChallengeSent', 'Identity');
         this.sendRequest(
@@ -236,7 +236,7 @@ export class EapServer extends AuthMachine<EapServerState> {
     const text = encodeFailureMessage({
       error: errorCodeFor(refusal.reason),
       retry: false,
-      challenge: new Uint8Array(randomBytes(AUTHENTICATOR_CHALLENGE_SIZE)),
+      challenge: randomOctets(AUTHENTICATOR_CHALLENGE_SIZE),
       text: refusalText(refusal.reason),
     });
     this.sendRequest(EapType.MsChapV2, encodeEapMsChapV2({ op: MsChapV2OpCode.Failure, msId: this.msId, message: fromLatin1(text) }));
@@ -384,7 +384,7 @@ export class EapClient extends AuthMachine<EapClientState> {
     if (v.op === MsChapV2OpCode.Challenge) {
       if (this.state !== 'Waiting' && this.state !== 'Responded') return;
       if (v.value.length !== AUTHENTICATOR_CHALLENGE_SIZE) return;
-      const peerChallenge = this.opts.peerChallenge?.() ?? new Uint8Array(randomBytes(PEER_CHALLENGE_SIZE));
+      const peerChallenge = this.opts.peerChallenge?.() ?? randomOctets(PEER_CHALLENGE_SIZE);
       const passwordHash = ntPasswordHash(this.opts.credentials.password);
       const ntResponse = generateNtResponseFromHash(v.value, peerChallenge, this.name, passwordHash);
       this.exchange?.passwordHash.fill(0);

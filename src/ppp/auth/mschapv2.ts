@@ -11,7 +11,6 @@
  *
  * Both sides derive the MPPE master keys (RFC 3079) and the SSTP HLAK.
  */
-import { randomBytes } from 'node:crypto';
 import type { Timer } from '../../util/clock.js';
 import type { AuthFailureReason, AuthHost, ClientCredentials, MsChapV2Verified, Verifier, VerifyContext, VerifyOutcome } from './types.js';
 import { PPP_CHAP } from './types.js';
@@ -36,6 +35,7 @@ import {
   reasonForError,
 } from './mschapv2-codec.js';
 import { deriveMppeMasterKeys, msChapV2Hlak } from './mppe-keys.js';
+import { randomOctets } from '../../util/random.js';
 
 const latin1 = (b: Uint8Array) => Buffer.from(b).toString('latin1');
 const fromLatin1 = (s: string) => new Uint8Array(Buffer.from(s, 'latin1'));
@@ -85,11 +85,11 @@ export class MsChapV2Server extends AuthMachine<MsChapV2ServerState> {
     private readonly opts: MsChapV2ServerOptions,
   ) {
     super(host, 'mschapv2-server', 'Initial', opts.timing);
-    this.identifier = opts.identifier ?? randomBytes(1)[0]!;
+    this.identifier = opts.identifier ?? randomOctets(1)[0]!;
   }
 
   private newChallenge(): Uint8Array {
-    return this.opts.challenge?.() ?? new Uint8Array(randomBytes(AUTHENTICATOR_CHALLENGE_SIZE));
+    return this.opts.challenge?.() ?? randomOctets(AUTHENTICATOR_CHALLENGE_SIZE);
   }
 
   protected onStart(): void {
@@ -269,7 +269,7 @@ export class MsChapV2Client extends AuthMachine<MsChapV2ClientState> {
   }
 
   private respond(identifier: number, authChallenge: Uint8Array): void {
-    const peerChallenge = this.opts.peerChallenge?.() ?? new Uint8Array(randomBytes(PEER_CHALLENGE_SIZE));
+    const peerChallenge = this.opts.peerChallenge?.() ?? randomOctets(PEER_CHALLENGE_SIZE);
     const name = encodeName(this.opts.hostName ?? this.credentials.username);
     const passwordHash = ntPasswordHash(this.credentials.password);
     const ntResponse = generateNtResponseFromHash(authChallenge, peerChallenge, decodeName(name), passwordHash);
