@@ -39,6 +39,9 @@ interface Group {
 
 const groups = new Map<string, Group>();
 
+/** The namespace a client should enter: none when this process already runs in it (Peer.start's `netns`). */
+const clientNetns = (netns: string): string | undefined => (netns === process.env.VPNGW_BENCH_PEER_NETNS ? undefined : netns);
+
 /** Ring sizes of a shared client engine: deep enough that the bench's window never overflows them. */
 const SHARED_RINGS: Partial<Record<abi.RingId, number>> = {
   [abi.RingId.TUN_RX]: 2048,
@@ -83,7 +86,7 @@ async function connectMany(a: ConnectArgs, kind: 'sstp' | 'pptp') {
   const one = (i: number): Promise<Client> => {
     const [username, password] = a.users[i % a.users.length]!;
     const tun = a.tun ? { name: a.tun.names[i]!, routes: a.tun.routes[i] ?? [] } : (false as const);
-    const common = { host: a.host, username, password, netns: a.netns, tun, connectTimeoutMs: a.connectTimeoutMs ?? 60_000, ...(g.dp ? { dataplane: g.dp } : {}) };
+    const common = { host: a.host, username, password, netns: clientNetns(a.netns), tun, connectTimeoutMs: a.connectTimeoutMs ?? 60_000, ...(g.dp ? { dataplane: g.dp } : {}) };
     return kind === 'sstp'
       ? connectSstp({ ...common, port: a.port ?? 443, fingerprint: a.fingerprint! })
       : connectPptp({ ...common, ...(g.dp ? { callIds } : {}), mppe: { stateless: a.stateless ?? false } });

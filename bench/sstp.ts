@@ -484,7 +484,7 @@ export const suite: BenchSuite = {
     ctx.log(`load average at start: ${loadAverage()}`);
     {
       const L = await startGatewayLab({ sstp: { certAlgorithm: 'ecdsa-p256' }, maxSessions: Math.max(2048, p.idleSessions + 64) });
-      const peer = await Peer.start(L.lab);
+      const peer = await Peer.start(L.lab, L.b.name);
       try {
         const recover = () => recoverLab(peer, L);
         // Memory first: later parts leave the allocator's high-water mark behind.
@@ -503,7 +503,7 @@ export const suite: BenchSuite = {
     // Worker threads generate the certificate themselves (ECDSA P-256): no RSA run with them.
     if (part('setup') && benchWorkers() === 0) {
       const L = await startGatewayLab({ sstp: { certAlgorithm: 'rsa-2048' }, maxSessions: 2048 });
-      const peer = await Peer.start(L.lab);
+      const peer = await Peer.start(L.lab, L.b.name);
       try {
         await runPart(ctx, rows, 'setup', () => setupRate(ctx, L, peer, p, 'rsa-2048', rows));
       } finally {
