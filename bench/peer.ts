@@ -336,6 +336,82 @@ async function loadStop() {
   return out;
 }
 
+// ---------------------------------------------------------------- TLS set-up reference
+
+interface TlsSetupArgs {
+  count: number;
+  concurrency: number;
+  host: string;
+  port: number;
+  netns: string;
+  /** Request/response exchanges after the handshake, `len` octets each way. */
+  rounds: number;
+  len: number;
+}
+
+let setupTls: tls.TLSSocket[] = [];
+
+/**
+ * The set-up rate's reference: `count` node:tls connections (`concurrency`
+ * at a time, one TLS context as the SSTP client keeps), each doing `rounds`
+ * request/response exchanges of `len` octets with the gateway process's echo
+ * server: the TLS work an SSTP set-up does, without SSTP and PPP. The
+ * connections stay open (closed by tlsSetupsClose), as the tunnels do.
+ */
+async function tlsSetups(a: TlsSetupArgs) {
+  const ctx = tls.createSecureContext({ minVersion: 'TLSv1.2' });
+  const netns = clientNetns(a.netns);
+  const one = () =>
+    new Promise<tls.TLSSocket>((resolve, reject) => {
+      const raw = netns !== undefined ? new net.Socket({ fd: native.tcpSocket({ netns }) }) : new net.Socket();
+      raw.once('error', reject);
+      raw.connect(a.port, a.host, () => {
+        raw.off('error', reject);
+        raw.setNoDelay(true);
+        // The gateway's own certificate, not checked: the reference is the TLS work, as in tlsConnect.
+        const s = tls.connect({ socket: raw, secureContext: ctx, rejectUnauthorized: false });
+        s.once('error', reject);
+        s.once('secureConnect', () => {
+          let left = a.rounds;
+          let got = 0;
+          const msg = Buffer.alloc(a.len, 0x5a);
+          s.on('data', (d: Buffer) => {
+            got += d.length;
+            if (got < a.len) return;
+            got -= a.len;
+            if (--left === 0) {
+              s.off('error', reject);
+              resolve(s);
+            } else s.write(msg);
+          });
+          s.write(msg);
+        });
+      });
+    });
+  let next = 0;
+  let failed = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: Math.min(a.concurrency, a.count) }, async () => {
+      while (next < a.count) {
+        next++;
+        try {
+          setupTls.push(await one());
+        } catch {
+          failed++;
+        }
+      }
+    }),
+  );
+  return { up: setupTls.length, failed, wallMs: performance.now() - t0 };
+}
+
+function tlsSetupsClose() {
+  for (const s of setupTls) s.destroy();
+  setupTls = [];
+  return {};
+}
+
 // ---------------------------------------------------------------- dispatch
 
 const commands: Record<string, (args: never) => unknown> = {
@@ -347,6 +423,7 @@ const commands: Record<string, (args: never) => unknown> = {
   closeAll: async () => {
     for (const name of [...groups.keys()]) await closeGroup({ group: name });
     tlsIdleClose();
+    tlsSetupsClose();
     if (load) await loadStop();
     return {};
   },
@@ -354,6 +431,8 @@ const commands: Record<string, (args: never) => unknown> = {
   tlsRef,
   tlsIdle,
   tlsIdleClose,
+  tlsSetups,
+  tlsSetupsClose,
   loadStart,
   loadStop,
   usage: () => {

@@ -198,8 +198,56 @@ async function connectInProcess(L: GatewayLab, count: number, concurrency: numbe
   return { clients, wallMs: performance.now() - t0, dp, failed };
 }
 
+const REF_SETUP_PORT = 4445;
+/**
+ * TLS writes an SSTP client makes in a set-up (HTTP request, Call Connect
+ * Request, LCP, EAP identity and MS-CHAPv2 answers, Call Connected, IPCP),
+ * counted over a run with writes of one event-loop turn taken as one: the
+ * set-up reference does as many request/response exchanges.
+ */
+const SETUP_TLS_ROUNDS = 11;
+const SETUP_TLS_LEN = 100;
+
+/** The set-up reference: node:tls connections with SETUP_TLS_ROUNDS exchanges to an echo server on the gateway's certificate. */
+async function tlsSetupReference(L: GatewayLab, peer: Peer, p: Plan): Promise<{ rate: number; gatewayMs: number; peerMs: number; failed: number }> {
+  const cert = L.sstp!.certificate!;
+  const sockets = new Set<tls.TLSSocket>();
+  const server = tls.createServer({ cert: cert.certPem, key: cert.keyPem, minVersion: 'TLSv1.2' }, (s) => {
+    sockets.add(s);
+    s.setNoDelay(true);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => undefined);
+    s.on('data', (d: Buffer) => s.write(d));
+  });
+  const fd = native.tcpListener({ netns: L.a.name, address: L.serverAddress, port: REF_SETUP_PORT, backlog: 4096 });
+  await new Promise<void>((r) => server.listen({ fd }, r));
+  try {
+    const p0 = await peer.call<{ cpu: number }>('cpu', {});
+    const s0 = sample();
+    const r = await peer.call<{ up: number; failed: number; wallMs: number }>('tlsSetups', {
+      count: p.setupCount,
+      concurrency: p.setupConcurrency,
+      host: L.serverAddress,
+      port: REF_SETUP_PORT,
+      netns: L.b.name,
+      rounds: SETUP_TLS_ROUNDS,
+      len: SETUP_TLS_LEN,
+    });
+    const s1 = sample();
+    const p1 = await peer.call<{ cpu: number }>('cpu', {});
+    const n = Math.max(1, r.up);
+    return { rate: (r.up * 1000) / r.wallMs, gatewayMs: ((s1.cpu - s0.cpu) / n) * 1000, peerMs: ((p1.cpu - p0.cpu) / n) * 1000, failed: r.failed };
+  } finally {
+    await peer.call('tlsSetupsClose', {});
+    for (const s of sockets) s.destroy();
+    server.close();
+  }
+}
+
 async function setupRate(ctx: BenchContext, L: GatewayLab, peer: Peer, p: Plan, alg: CertAlgorithm, rows: BenchRow[]): Promise<void> {
   const label = alg === 'ecdsa-p256' ? 'ECDSA P-256' : 'RSA-2048';
+  const ref = await tlsSetupReference(L, peer, p);
+  ctx.log(`set-up reference ${label}: node:tls + ${SETUP_TLS_ROUNDS} exchanges ${ref.rate.toFixed(0)}/s, server ${ref.gatewayMs.toFixed(2)} ms CPU each, clients ${ref.peerMs.toFixed(2)} ms, ${ref.failed} failed`);
   // Clients in the peer process.
   {
     const p0 = await peer.call<{ cpu: number }>('cpu', {});
@@ -227,6 +275,7 @@ async function setupRate(ctx: BenchContext, L: GatewayLab, peer: Peer, p: Plan, 
       name: `SSTP set-ups/s, ${label}, clients in another process (${p.setupConcurrency} at a time)`,
       value: rate,
       unit: 'tunnels/s',
+      reference: { name: `node:tls connect + ${SETUP_TLS_ROUNDS} exchanges of ${SETUP_TLS_LEN} B (server ${ref.gatewayMs.toFixed(2)} ms CPU each, clients ${ref.peerMs.toFixed(2)} ms)`, value: ref.rate },
       ...(alg === 'ecdsa-p256' ? { target: { op: '>=', value: 500, of: 'value' } as const } : {}),
       note: `${c.up} tunnels${c.failed ? `, ${c.failed} failed (${c.failures[0]})` : ''}; gateway CPU ${cpuMs.toFixed(2)} ms per set-up (main thread ${mainMs.toFixed(2)} ms${L.workers ? `, ${L.workers.workers.length} worker threads` : ''}) = ${(1000 / cpuMs).toFixed(0)} set-ups per gateway CPU-second (the clients: ${peerMs.toFixed(2)} ms each); set-up time p50 ${percentile(each, 50).toFixed(0)} ms, p99 ${percentile(each, 99).toFixed(0)} ms`,
     });
