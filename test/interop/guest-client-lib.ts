@@ -1,6 +1,6 @@
 /**
  * What our clients share when they run as programs inside the qemu guest
- * (sstp-guest-client.ts, pptp-guest-client.ts): markers on stdout in the form
+ * (guest-client-run.ts, for sstp-guest-client.ts and pptp-guest-client.ts): markers on stdout in the form
  * the interop tests read (`@@ <name> <event> <data>`), pings through a TUN
  * device without blocking the event loop the data plane runs on, and the
  * host's go-ahead files in the shared job directory. No imports beyond node:

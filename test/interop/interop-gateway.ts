@@ -173,3 +173,54 @@ ${assembly.sections}
     throw e;
   }
 }
+
+// ---------------------------------------------------------------- the gateway's view of one session
+
+/** One server session as its log records tell it: what every protocol logs. */
+export interface SessionLog {
+  id: string;
+  records: LogRecord[];
+  user: string | undefined;
+  method: string | undefined;
+  upAddress: string | undefined;
+  setupSeconds: number | undefined;
+  pppDown: { reason: string; detail: string } | undefined;
+}
+
+/**
+ * Group the records that carry a `session` field, in order of first
+ * appearance, reading what every protocol logs (`<protocol>: PPP
+ * authenticated`, `<protocol>: session up`, `PPP: session down ...`);
+ * `more` starts a session's protocol fields and `read` reads each record
+ * for them.
+ */
+export function sessionLogs<S extends SessionLog>(
+  logs: readonly LogRecord[],
+  protocol: 'sstp' | 'pptp',
+  more: () => Omit<S, keyof SessionLog>,
+  read: (s: S, r: LogRecord) => void,
+): S[] {
+  const byId = new Map<string, S>();
+  for (const r of logs) {
+    const id = typeof r.session === 'string' ? r.session : undefined;
+    if (!id) continue;
+    let s = byId.get(id);
+    if (!s) {
+      const base: SessionLog = { id, records: [], user: undefined, method: undefined, upAddress: undefined, setupSeconds: undefined, pppDown: undefined };
+      s = { ...base, ...more() } as S;
+      byId.set(id, s);
+    }
+    s.records.push(r);
+    if (r.msg === `${protocol}: PPP authenticated`) {
+      s.user = String(r.user);
+      s.method = String(r.method);
+    }
+    if (r.msg === `${protocol}: session up`) {
+      s.upAddress = String(r.address);
+      s.setupSeconds = Number(r.setupSeconds);
+    }
+    if (/^PPP: session down/.test(r.msg)) s.pppDown = { reason: String(r.reason), detail: String(r.detail) };
+    read(s, r);
+  }
+  return [...byId.values()];
+}

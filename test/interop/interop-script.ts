@@ -3,16 +3,18 @@
  * boot that runs several scenarios in turn:
  *
  *   guest script                           host (test)
- *   @@ <name> start            ──────────► [creates ready-<name> when the scenario waits for it]
+ *   @@ <name> start            ──────────► prepares the gateway (if the scenario asks), creates ready-<name>
  *   ... connects, pings ...
  *   @@ <name> pinged <st> <ms> ──────────► looks at the gateway (sessions, bytes, MPPE ...)
  *   @@ <name> held <s>         ──────────► hangs up itself (admin kill) or creates go-<name>
  *   @@ <name> exited|closed|failed ─────► waits for the gateway to hold nothing, keeps its log
  *   == <name> <what> ==  logs of the scenario (pppd's debug log, the client's output)
  *
- * Here: the shell functions every guest script starts with, the readers of
- * what comes back (markers, sections, pppd's negotiation), the host side of
- * one scenario ({@link driveScenario}) and the timings table.
+ * Here: the shell functions every guest script starts with and the script
+ * around a protocol's scenarios ({@link composeGuestScript}: then our client,
+ * then "all done"), the readers of what comes back (markers, sections, pppd's
+ * negotiation), the host side of one scenario ({@link driveScenario}) and the
+ * timings table.
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -38,6 +40,12 @@ export const PPP_OPTIONS_PATH = '/etc/ppp/options';
  *   waitready NAME       waits (bounded) for $GUEST_JOB_DIR/ready-NAME: the host has prepared the gateway
  *   ping_both NAME DEV   3 pings of 84 octets and 2 of 1400 (DF set) to GW_INNER through DEV;
  *                        marks "NAME pinged <status> <ms>" and "NAME bigpinged <status>", output after each
+ *   wait_up DEV PID      waits (bounded, 90 s) for an IPv4 address on DEV while PID lives; up=1 when it came
+ *   up_and_hold NAME DEV T0 HOLD
+ *                        marks "NAME connected <ms since T0> <address/prefix> <MTU of DEV>", ping_both, idles
+ *                        HOLD seconds (keepalives have to be answered by both sides), marks "NAME held HOLD"
+ *   reap PID             waits (bounded, 30 s) for PID to leave on its own, else kills it; forced=1 when
+ *                        killed, rc its exit status
  */
 export const SCRIPT_PRELUDE = String.raw`set -u
 now() { date +%s%N; }
@@ -56,7 +64,52 @@ ping_both() {
   mark "$1 bigpinged $?"
   cat "/tmp/bigping-$1.log"
 }
+wait_up() {
+  up=0; i=0
+  while [ $i -lt 900 ]; do
+    if ip -4 -o addr show dev "$1" 2>/dev/null | grep -q ' inet '; then up=1; return 0; fi
+    kill -0 "$2" 2>/dev/null || return 0
+    sleep 0.1; i=$((i+1))
+  done
+}
+up_and_hold() {
+  mark "$1 connected $(since $3) $(ip -4 -o addr show dev "$2" | awk '{print $4}') $(cat "/sys/class/net/$2/mtu")"
+  ping_both "$1" "$2"
+  sleep "$4"
+  mark "$1 held $4"
+}
+reap() {
+  i=0
+  while kill -0 "$1" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+  forced=0
+  if kill -0 "$1" 2>/dev/null; then kill -KILL "$1"; forced=1; fi
+  wait "$1"; rc=$?
+}
 `;
+
+/**
+ * Our client in the guest after the real client's scenarios: one node
+ * process (CLIENT_JS, guest-client-run.ts) runs every run of CLIENT_RUNS;
+ * marks "client exited <status> 0 <ms>" and prints its stderr as the section
+ * `client stderr`.
+ */
+const OUR_CLIENT = String.raw`
+mark "client start"
+t0=$(now)
+CLIENT_GO_DIR="$GUEST_JOB_DIR" node "$CLIENT_JS" 2> /tmp/client.err
+rc=$?
+mark "client exited $rc 0 $(since $t0)"
+echo "== client stderr =="; tail -c 30000 /tmp/client.err
+echo "== client end =="`;
+
+/**
+ * A whole guest script: the prelude, `scenarios` (the real client's shell
+ * function and its calls), our client, then "all done". Environment: GW_INNER,
+ * and for our client SERVER, CLIENT_JS and CLIENT_RUNS.
+ */
+export function composeGuestScript(scenarios: readonly string[]): string {
+  return [SCRIPT_PRELUDE, ...scenarios, OUR_CLIENT, 'mark "all done"'].join('\n') + '\n';
+}
 
 // ---------------------------------------------------------------- reading the output
 
@@ -154,7 +207,7 @@ export interface DriveOptions {
   name: string;
   /** 'server': the gateway hangs up (admin kill) at "held"; anything else: the guest does, told by go-<name>. */
   teardown: string;
-  /** The guest waits for ready-<name> after "start": prepare the gateway, then it is created. */
+  /** The guest may wait for ready-<name> after "start": prepare the gateway, then it is created. */
   prepare?: () => void | Promise<void>;
   /** At "pinged", after the session list was taken: more host-side looks. */
   atPing?: () => void;
@@ -170,10 +223,8 @@ export async function driveScenario(g: GuestHandle, gw: InteropGatewayBase, o: D
   const from = gw.logs.length;
   const esc = o.name.replace(/[-]/g, '\\-');
   await g.waitForOutput(new RegExp(`^@@ ${esc} start$`, 'm'), o.stepMs);
-  if (o.prepare) {
-    await o.prepare();
-    writeFileSync(path.join(g.shareDir, `ready-${o.name}`), '');
-  }
+  await o.prepare?.();
+  writeFileSync(path.join(g.shareDir, `ready-${o.name}`), '');
   const t0 = performance.now();
   const first = await g.waitForOutput(new RegExp(`^@@ ${esc} (pinged|not-connected|failed|exited)\\b`, 'm'), o.stepMs);
   const hostConnectMs = performance.now() - t0;

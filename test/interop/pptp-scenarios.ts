@@ -19,8 +19,8 @@
  * mppe.strengths, reloaded as SIGHUP would) before the client dials.
  */
 import { shq } from './guest/guest.js';
-import { SCRIPT_PRELUDE } from './interop-script.js';
-import type { LogRecord } from './interop-gateway.js';
+import { composeGuestScript } from './interop-script.js';
+import { sessionLogs, type LogRecord, type SessionLog } from './interop-gateway.js';
 import type { MppeBits } from '../../src/ppp/ccp/mppe.js';
 import type { PptpGuestRun } from './pptp-guest-client.js';
 
@@ -68,12 +68,12 @@ export const PPPD_MPPE_DEFAULT = 'require-mppe-128';
 export const PPPD_COMMON = ['refuse-eap', 'refuse-pap', 'refuse-chap', 'refuse-mschap', 'noauth', 'nodefaultroute', 'noipdefault', 'usepeerdns'] as const;
 
 /**
- * The guest script. Environment: SERVER (the gateway's outer address),
- * GW_INNER, and for our client CLIENT_JS plus the PPTP_* variables of
- * pptp-guest-client.ts.
+ * The guest script: pppd with pptp for each scenario, then our client
+ * (interop-script.ts). Environment: SERVER (the gateway's outer address),
+ * GW_INNER, and for our client CLIENT_JS and CLIENT_RUNS.
  */
-export function guestScript(pppd: readonly PppdScenario[], withClient: boolean): string {
-  const L: string[] = [SCRIPT_PRELUDE];
+export function guestScript(pppd: readonly PppdScenario[]): string {
+  const L: string[] = [];
   L.push(String.raw`
 # pppd_run NAME UNIT USER PASSWORD TEARDOWN HOLD MPPE [pppd options...]
 pppd_run() {
@@ -85,18 +85,10 @@ pppd_run() {
   pppd pty "pptp $SERVER --nolaunchpppd --loglevel 1" nodetach unit "$unit" name "$user" password "$pass" \
     "$mppe" ${PPPD_COMMON.join(' ')} debug logfile "/tmp/pppd-$name.log" "$@" > "/tmp/pppd-$name.out" 2>&1 &
   pid=$!
-  up=0; i=0
-  while [ $i -lt 900 ]; do
-    if ip -4 -o addr show dev "$dev" 2>/dev/null | grep -q ' inet '; then up=1; break; fi
-    kill -0 $pid 2>/dev/null || break
-    sleep 0.1; i=$((i+1))
-  done
+  wait_up "$dev" $pid
   if [ $up = 1 ]; then
-    mark "$name connected $(since $t0) $(ip -4 -o addr show dev "$dev" | awk '{print $4}') $(cat "/sys/class/net/$dev/mtu")"
-    ping_both "$name" "$dev"
-    # Idle for a while: keepalives (LCP echo both ways, PPTP control Echo-Request) have to be answered.
-    sleep "$hold"
-    mark "$name held $hold"
+    # Idle for the hold: keepalives (LCP echo both ways, PPTP control Echo-Request) have to be answered.
+    up_and_hold "$name" "$dev" $t0 "$hold"
     case $teardown in
       pppd) waitgo "$name"; t2=$(now); kill -TERM $pid ;;
       server) t2=$(now) ;;
@@ -105,11 +97,7 @@ pppd_run() {
     mark "$name not-connected $(since $t0)"
   fi
   # pppd leaves on its own (after the teardown, or after failing); bounded.
-  i=0
-  while kill -0 $pid 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
-  forced=0
-  if kill -0 $pid 2>/dev/null; then kill -KILL $pid; forced=1; fi
-  wait $pid; rc=$?
+  reap $pid
   ms=$(since $t2)
   # pptp-linux's call manager lingers after its last call: the next scenario must not join it.
   i=0
@@ -123,82 +111,38 @@ pppd_run() {
   for (const s of pppd) {
     L.push(['pppd_run', s.name, String(s.unit), s.user, s.password, s.teardown, String(s.holdSeconds ?? 0), s.mppe ?? PPPD_MPPE_DEFAULT, ...s.pppd].map(shq).join(' '));
   }
-  if (withClient) {
-    L.push(String.raw`
-mark "client start"
-t0=$(now)
-PPTP_GO_DIR="$GUEST_JOB_DIR" node "$CLIENT_JS" 2> /tmp/client.err
-rc=$?
-mark "client exited $rc 0 $(since $t0)"
-echo "== client stderr =="; tail -c 30000 /tmp/client.err
-echo "== client end =="`);
-  }
-  L.push('mark "all done"');
-  return L.join('\n') + '\n';
+  return composeGuestScript(L);
 }
 
 // ---------------------------------------------------------------- the gateway's view
 
 /** One PPTP server session as its log records tell it. */
-export interface PptpSessionLog {
-  id: string;
-  records: LogRecord[];
-  user: string | undefined;
-  method: string | undefined;
+export interface PptpSessionLog extends SessionLog {
   authFailed: { user: string; reason: string } | undefined;
-  upAddress: string | undefined;
   /** As the gateway logs it: `128-bit stateless`, `40-bit stateful` ... */
   mppe: string | undefined;
   mtu: number | undefined;
-  setupSeconds: number | undefined;
-  pppDown: { reason: string; detail: string } | undefined;
   callCleared: string | undefined;
   controlClosed: string | undefined;
   /** Control messages in order, as `<dir> <name>` (`in SCCRQ`, `out SCCRP` ...). */
   control: string[];
 }
 
-/** Group the records that carry a `session` field, in order of first appearance. */
+/** The PPTP sessions of a scenario's log, in order of first appearance. */
 export function pptpSessions(logs: readonly LogRecord[]): PptpSessionLog[] {
-  const byId = new Map<string, PptpSessionLog>();
-  for (const r of logs) {
-    const id = typeof r.session === 'string' ? r.session : undefined;
-    if (!id) continue;
-    let s = byId.get(id);
-    if (!s) {
-      s = {
-        id,
-        records: [],
-        user: undefined,
-        method: undefined,
-        authFailed: undefined,
-        upAddress: undefined,
-        mppe: undefined,
-        mtu: undefined,
-        setupSeconds: undefined,
-        pppDown: undefined,
-        callCleared: undefined,
-        controlClosed: undefined,
-        control: [],
-      };
-      byId.set(id, s);
-    }
-    s.records.push(r);
-    if (r.msg === 'pptp: PPP authenticated') {
-      s.user = String(r.user);
-      s.method = String(r.method);
-    }
-    if (r.msg === 'pptp: PPP authentication failed') s.authFailed = { user: String(r.user), reason: String(r.reason) };
-    if (r.msg === 'pptp: session up') {
-      s.upAddress = String(r.address);
-      s.mppe = String(r.mppe);
-      s.mtu = Number(r.mtu);
-      s.setupSeconds = Number(r.setupSeconds);
-    }
-    if (/^PPP: session down/.test(r.msg)) s.pppDown = { reason: String(r.reason), detail: String(r.detail) };
-    if (r.msg === 'pptp: call cleared') s.callCleared = String(r.reason);
-    if (r.msg === 'pptp: control connection closed') s.controlClosed = String(r.reason);
-    if (r.msg === 'PPTP receive' || r.msg === 'PPTP send') s.control.push(`${r.msg === 'PPTP send' ? 'out' : 'in'} ${String(r.message)}`);
-  }
-  return [...byId.values()];
+  return sessionLogs<PptpSessionLog>(
+    logs,
+    'pptp',
+    () => ({ authFailed: undefined, mppe: undefined, mtu: undefined, callCleared: undefined, controlClosed: undefined, control: [] }),
+    (s, r) => {
+      if (r.msg === 'pptp: PPP authentication failed') s.authFailed = { user: String(r.user), reason: String(r.reason) };
+      if (r.msg === 'pptp: session up') {
+        s.mppe = String(r.mppe);
+        s.mtu = Number(r.mtu);
+      }
+      if (r.msg === 'pptp: call cleared') s.callCleared = String(r.reason);
+      if (r.msg === 'pptp: control connection closed') s.controlClosed = String(r.reason);
+      if (r.msg === 'PPTP receive' || r.msg === 'PPTP send') s.control.push(`${r.msg === 'PPTP send' ? 'out' : 'in'} ${String(r.message)}`);
+    },
+  );
 }

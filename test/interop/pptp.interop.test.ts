@@ -39,37 +39,21 @@
  * is asserted. Skipped loudly without root, qemu, a kernel with modules,
  * pptp/pppd, or the native addon and WASM module.
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { existsSync } from 'node:fs';
-import { NetLab, reportSkip, type Facility } from '../lib/netns.js';
-import { createGuestLink, guestSupport, PPP_MODULES, startGuest, type GuestHandle, type GuestResult } from './guest/guest.js';
-import { buildGuestClient, guestClientMissing, type GuestClientBuild } from './guest-build.js';
-import { between, driveScenario, formatTable, marker, markers, ms, PPP_OPTIONS_PATH, pppdNegotiation, section, type DriveRecord, type Marker, type PppdNegotiation } from './interop-script.js';
+import { describe, it, expect } from 'vitest';
+import { reportSkip } from '../lib/netns.js';
+import type { GuestHandle } from './guest/guest.js';
+import { driveScenario, pppdNegotiation, section, type PppdNegotiation } from './interop-script.js';
 import { GATEWAY_MPPE_DEFAULT, INTEROP_USERS, startPptpGateway, type PptpInteropGateway } from './pptp-gateway.js';
 import { guestScript, pptpSessions, type ClientScenario, type PppdScenario, type PptpSessionLog, type Scenario } from './pptp-scenarios.js';
+import { checkIpcp, defineInteropSuite, interopSupport, STEP_MS, type InteropRun, type ScenarioRecordBase } from './scenario-lib.js';
 import type { MppeState } from '../../src/dataplane/sessions.js';
 import type { MppeBits } from '../../src/ppp/ccp/mppe.js';
 
-// ---------------------------------------------------------------- can it run here?
-
-async function facility(): Promise<Facility> {
-  const g = await guestSupport();
-  if (!g.ok) return g;
-  for (const bin of ['/usr/sbin/pptp', '/usr/sbin/pppd']) {
-    if (!existsSync(bin)) return { ok: false, reason: `${bin} is missing (apt-get install pptp-linux ppp)` };
-  }
-  const missing = guestClientMissing();
-  return missing ? { ok: false, reason: missing } : { ok: true, reason: '' };
-}
-const support = await facility();
+const support = await interopSupport(['/usr/sbin/pptp', '/usr/sbin/pppd'], 'apt-get install pptp-linux ppp');
 reportSkip('PPTP real-client interop (pptp-linux + pppd and our client in a qemu guest)', support);
 
 // ---------------------------------------------------------------- our choices
 
-/** The whole guest run, boot included: TCG on shared cores is slow; a bound, not a claim. */
-const GUEST_BUDGET_MS = 420_000;
-/** One scenario from its start marker to the next event. */
-const STEP_MS = 150_000;
 /** Keepalives in an idle hold: the gateway's LCP echo every second, its PPTP Echo-Request every 2 s (reply within 2 s). */
 const LCP_ECHO = '1s';
 const CONTROL_ECHO = '2s';
@@ -77,9 +61,7 @@ const HOLD_S = 5;
 
 // ---------------------------------------------------------------- what a run records
 
-interface ScenarioRecord extends DriveRecord {
-  scenario: Scenario;
-  sessions: PptpSessionLog[];
+interface ScenarioRecord extends ScenarioRecordBase<Scenario, PptpSessionLog> {
   /** At "pinged": the server session's MPPE and the data plane's view of the same session. */
   mppe: { bits: number; stateless: boolean } | undefined;
   dataplaneMppe: MppeState | undefined;
@@ -89,186 +71,112 @@ interface ScenarioRecord extends DriveRecord {
   dataplaneUsed: number;
 }
 
-interface Run {
-  result: GuestResult;
-  markers: Marker[];
-  records: Map<string, ScenarioRecord>;
-  build: GuestClientBuild;
+/** The scenarios: pppd (with pptp) first, then our client; every one as the MS-CHAPv2 user. */
+function scenarios(): { pppd: PppdScenario[]; clients: ClientScenario[] } {
+  const ms = INTEROP_USERS.ms;
+  const pppdRun = (name: string, unit: number, o: Partial<PppdScenario>): PppdScenario => ({
+    kind: 'pppd',
+    name,
+    unit,
+    user: ms.name,
+    password: ms.password,
+    teardown: 'pppd',
+    pppd: [],
+    expect: 'connect',
+    gatewayStateless: true,
+    ...o,
+  });
+  const pppd: PppdScenario[] = [
+    // pppd sends an LCP Echo-Request every second while the tunnel idles: the gateway must answer them.
+    // A second `debug`: pppd prints LCP echoes after the link is up too.
+    pppdRun('pppd-stateless', 0, { stateless: true, holdSeconds: HOLD_S, pppd: ['lcp-echo-interval', '1', 'lcp-echo-failure', '2', 'debug'] }),
+    pppdRun('pppd-stateful-refused', 1, { gatewayStateless: false, expect: 'fail' }),
+    pppdRun('pppd-stateful', 2, { gatewayStateless: false, stateless: false, teardown: 'server', pppd: ['mppe-stateful'] }),
+    pppdRun('pppd-wrong-password', 3, { password: 'not the password', expect: 'fail' }),
+    // The 40-bit keys (RFC 3079 3.1) of the kernel's ppp_mppe against ours; the gateway offers 40 bits only.
+    pppdRun('pppd-40bit', 4, { gatewayStrengths: [40], mppe: 'require-mppe-40', stateless: true, bits: 40 }),
+  ];
+  /** `ask`: the client asks for stateless MPPE (connectPptp's mppe.stateless); `stateless`: the mode expected. */
+  type ClientOpts = Pick<ClientScenario, 'stateless' | 'holdSeconds'> & Partial<Pick<ClientScenario, 'password' | 'expect' | 'gatewayStateless' | 'teardown'>> & { ask?: boolean };
+  const client = (name: string, n: number, o: ClientOpts): ClientScenario => {
+    const { ask = false, teardown = 'client', expect: outcome = 'connect', password = ms.password, gatewayStateless = true, ...rest } = o;
+    return {
+      kind: 'client',
+      name,
+      user: ms.name,
+      password,
+      expect: outcome,
+      gatewayStateless,
+      teardown,
+      ...rest,
+      run: { name, user: ms.name, password, tun: `vpngwp${n}`, stateless: ask, teardown, expect: outcome, ...(rest.holdSeconds !== undefined ? { holdSeconds: rest.holdSeconds } : {}) },
+    };
+  };
+  const clients: ClientScenario[] = [
+    client('client-stateful', 0, { stateless: false }),
+    client('client-stateless', 1, { ask: true, stateless: true, teardown: 'server', holdSeconds: HOLD_S }),
+    client('client-stateful-only', 2, { ask: true, stateless: false, gatewayStateless: false }),
+    client('client-wrong-password', 3, { password: 'not the password', expect: 'fail' }),
+  ];
+  return { pppd, clients };
+}
+
+/** Follow one scenario: set the gateway's MPPE policy for it, look at the gateway at "pinged" and "held". */
+async function drive(g: GuestHandle, gw: PptpInteropGateway, s: Scenario): Promise<ScenarioRecord> {
+  let mppe: ScenarioRecord['mppe'];
+  let dataplaneMppe: MppeState | undefined;
+  let held: ScenarioRecord['held'];
+  const live = () => gw.service.liveSessions[0];
+  const r = await driveScenario(g, gw, {
+    name: s.name,
+    teardown: s.teardown,
+    stepMs: STEP_MS,
+    prepare: () => gw.setMppe({ stateless: s.gatewayStateless, strengths: s.gatewayStrengths ?? GATEWAY_MPPE_DEFAULT.strengths }),
+    atPing: () => {
+      const l = live();
+      mppe = l?.mppe;
+      const idx = l?.dataplaneIndex;
+      if (idx !== undefined) dataplaneMppe = gw.service.dataplane!.sessions.mppeState(idx);
+    },
+    atHeld: () => {
+      const l = live();
+      if (l) held = { control: l.control.state, ...l.control.counters, up: l.isUp };
+    },
+  });
+  return { scenario: s, ...r, sessions: pptpSessions(r.logs), mppe, dataplaneMppe, held, dataplaneUsed: gw.service.dataplane!.sessions.used };
 }
 
 describe.skipIf(!support.ok)('PPTP interop: pptp-linux + pppd and our client in a qemu guest, one gateway', () => {
-  const lab = new NetLab();
-  let gw: PptpInteropGateway;
-  let build: GuestClientBuild | undefined;
-  let run: Run;
-  let guestAddr = '';
-
-  beforeAll(async () => {
-    const link = await createGuestLink(lab, { tag: 'pptp' });
-    guestAddr = link.guestAddr;
-    const [g, b] = await Promise.allSettled([
-      startPptpGateway(lab, link, { lcpEchoInterval: LCP_ECHO, echoInterval: CONTROL_ECHO, echoTimeout: CONTROL_ECHO }),
-      buildGuestClient('test/interop/pptp-guest-client.ts'),
-    ]);
-    if (g.status === 'fulfilled') gw = g.value;
-    if (b.status === 'fulfilled') build = b.value;
-    if (g.status === 'rejected') throw g.reason;
-    if (b.status === 'rejected') throw b.reason;
-    const clientBuild = b.value;
-    const ms = INTEROP_USERS.ms;
-    const pppdRun = (name: string, unit: number, o: Partial<PppdScenario>): PppdScenario => ({
-      kind: 'pppd',
-      name,
-      unit,
-      user: ms.name,
-      password: ms.password,
-      teardown: 'pppd',
-      pppd: [],
-      expect: 'connect',
-      gatewayStateless: true,
-      ...o,
-    });
-    const pppd: PppdScenario[] = [
-      // pppd sends an LCP Echo-Request every second while the tunnel idles: the gateway must answer them.
-      // A second `debug`: pppd prints LCP echoes after the link is up too.
-      pppdRun('pppd-stateless', 0, { stateless: true, holdSeconds: HOLD_S, pppd: ['lcp-echo-interval', '1', 'lcp-echo-failure', '2', 'debug'] }),
-      pppdRun('pppd-stateful-refused', 1, { gatewayStateless: false, expect: 'fail' }),
-      pppdRun('pppd-stateful', 2, { gatewayStateless: false, stateless: false, teardown: 'server', pppd: ['mppe-stateful'] }),
-      pppdRun('pppd-wrong-password', 3, { password: 'not the password', expect: 'fail' }),
-      // The 40-bit keys (RFC 3079 3.1) of the kernel's ppp_mppe against ours; the gateway offers 40 bits only.
-      pppdRun('pppd-40bit', 4, { gatewayStrengths: [40], mppe: 'require-mppe-40', stateless: true, bits: 40 }),
-    ];
-    /** `ask`: the client asks for stateless MPPE (connectPptp's mppe.stateless); `stateless`: the mode expected. */
-    type ClientOpts = Pick<ClientScenario, 'stateless' | 'holdSeconds'> & Partial<Pick<ClientScenario, 'password' | 'expect' | 'gatewayStateless' | 'teardown'>> & { ask?: boolean };
-    const client = (name: string, n: number, o: ClientOpts): ClientScenario => {
-      const { ask = false, teardown = 'client', expect: outcome = 'connect', password = ms.password, gatewayStateless = true, ...rest } = o;
-      return {
-        kind: 'client',
-        name,
-        user: ms.name,
-        password,
-        expect: outcome,
-        gatewayStateless,
-        teardown,
-        ...rest,
-        run: { name, user: ms.name, password, tun: `vpngwp${n}`, stateless: ask, teardown, expect: outcome, ...(rest.holdSeconds !== undefined ? { holdSeconds: rest.holdSeconds } : {}) },
-      };
-    };
-    const clients: ClientScenario[] = [
-      client('client-stateful', 0, { stateless: false }),
-      client('client-stateless', 1, { ask: true, stateless: true, teardown: 'server', holdSeconds: HOLD_S }),
-      client('client-stateful-only', 2, { ask: true, stateless: false, gatewayStateless: false }),
-      client('client-wrong-password', 3, { password: 'not the password', expect: 'fail' }),
-    ];
-
-    const g0 = await startGuest({
-      ...link,
-      defaultRoute: false,
-      timeoutMs: GUEST_BUDGET_MS,
-      memoryMb: 768,
-      modules: [...PPP_MODULES, 'tun'],
-      files: [{ path: PPP_OPTIONS_PATH, content: '' }],
-      env: {
-        SERVER: gw.address,
-        GW_INNER: gw.inner.gateway,
-        CLIENT_JS: clientBuild.entry,
-        PPTP_SERVER: gw.address,
-        PPTP_PING: gw.inner.gateway,
-        PPTP_RUNS: JSON.stringify(clients.map((c) => c.run)),
-        ...(process.env.VPNGW_TEST_LOG ? { PPTP_LOG: 'debug' } : {}),
-      },
-      script: guestScript(pppd, true),
-    });
-    try {
-      const records = new Map<string, ScenarioRecord>();
-      for (const s of [...pppd, ...clients]) records.set(s.name, await drive(g0, s));
-      const result = await g0.result;
-      run = { result, markers: markers(result.output), records, build: clientBuild };
-    } catch (e) {
-      g0.kill('the test failed');
-      await g0.result.catch(() => undefined);
-      throw e;
-    }
-  }, GUEST_BUDGET_MS + 120_000);
-
-  afterAll(async () => {
-    if (run) printTimings(run);
-    await gw?.close();
-    await lab.cleanup();
-    build?.remove();
+  const t = defineInteropSuite<PptpInteropGateway, Scenario, ScenarioRecord>({
+    protocol: 'pptp',
+    clientSource: 'test/interop/pptp-guest-client.ts',
+    startGateway: (lab, link) => startPptpGateway(lab, link, { lcpEchoInterval: LCP_ECHO, echoInterval: CONTROL_ECHO, echoTimeout: CONTROL_ECHO }),
+    plan: () => {
+      const { pppd, clients } = scenarios();
+      return { scenarios: [...pppd, ...clients], runs: clients.map((c) => c.run), script: guestScript(pppd) };
+    },
+    drive,
+    timings: {
+      pinged: (rec) => `pinged, ${rec.mppe ? `MPPE ${rec.mppe.bits} ${rec.mppe.stateless ? 'stateless' : 'stateful'}` : 'no MPPE'}`,
+      trailer: (run) => (process.env.VPNGW_INTEROP_NEGOTIATION ? negotiations(run) : []),
+    },
   });
-
-  /** Follow one scenario: set the gateway's MPPE policy for it, look at the gateway at "pinged" and "held". */
-  async function drive(g: GuestHandle, s: Scenario): Promise<ScenarioRecord> {
-    let mppe: ScenarioRecord['mppe'];
-    let dataplaneMppe: MppeState | undefined;
-    let held: ScenarioRecord['held'];
-    const live = () => gw.service.liveSessions[0];
-    const r = await driveScenario(g, gw, {
-      name: s.name,
-      teardown: s.teardown,
-      stepMs: STEP_MS,
-      prepare: () => gw.setMppe({ stateless: s.gatewayStateless, strengths: s.gatewayStrengths ?? GATEWAY_MPPE_DEFAULT.strengths }),
-      atPing: () => {
-        const l = live();
-        mppe = l?.mppe;
-        const idx = l?.dataplaneIndex;
-        if (idx !== undefined) dataplaneMppe = gw.service.dataplane!.sessions.mppeState(idx);
-      },
-      atHeld: () => {
-        const l = live();
-        if (l) held = { control: l.control.state, ...l.control.counters, up: l.isUp };
-      },
-    });
-    return { scenario: s, ...r, sessions: pptpSessions(r.logs), mppe, dataplaneMppe, held, dataplaneUsed: gw.service.dataplane!.sessions.used };
-  }
-
-  const rec = (name: string): ScenarioRecord => {
-    const r = run.records.get(name);
-    if (!r) throw new Error(`no record of ${name}`);
-    return r;
-  };
-  const mk = (name: string, event: string): Marker => {
-    const m = marker(run.markers, name, event);
-    if (!m) throw new Error(`no "@@ ${name} ${event}" marker in the guest output:\n${run.result.output.slice(-6000)}`);
-    return m;
-  };
-  const inInner = (a: string | null | undefined) => !!a && a.startsWith(gw.inner.subnet.network.replace(/\.0$/, '.')) && a !== gw.inner.gateway;
+  const { rec, mk } = t;
 
   /** Nothing of the scenario is left on the gateway: sessions, addresses, data-plane entries. */
   function checkNothingLeft(r: ScenarioRecord): void {
-    expect(r.gone, `${r.scenario.name}: a gateway session stayed`).toBe(true);
-    expect(r.poolUsed).toBe(0);
+    t.checkNothingLeft(r);
     expect(r.dataplaneUsed).toBe(0);
   }
 
   /** What every connected scenario shares: address from the pool, pings through the tunnel, the gateway's view. */
   function checkConnected(name: string, stateless: boolean, bits: MppeBits = 128): { session: PptpSessionLog; address: string } {
-    const r = rec(name);
-    const pinged = mk(name, 'pinged');
-    expect(pinged.args[0], `${name}: ping status\n${run.result.output.slice(-4000)}`).toBe('0');
-    // 1400-octet packets both ways, unfragmented: the tunnel MTU holds end to end.
-    expect(mk(name, 'bigpinged').args[0], `${name}: large ping status`).toBe('0');
-    const pings = between(run.result.output, `@@ ${name} pinged `, `@@ ${name} held `);
-    expect(pings).toMatch(/^3 packets transmitted, 3 received, 0% packet loss/m);
-    expect(pings).toMatch(/^2 packets transmitted, 2 received, 0% packet loss/m);
-    expect(pings.match(new RegExp(`^1380 bytes from ${gw.inner.gateway.replace(/\./g, '\\.')}: icmp_seq=`, 'gm'))).toHaveLength(2);
-    // The gateway at that moment: one PPTP session, up, this user, the address the client has, traffic counted.
-    expect(r.atPing).toHaveLength(1);
-    const live = r.atPing![0]!;
-    expect(live).toMatchObject({ protocol: 'pptp', user: INTEROP_USERS.ms.name, state: 'up' });
-    expect(live.peer).toMatch(new RegExp(`^${guestAddr.replace(/\./g, '\\.')}:\\d+$`));
-    expect(inInner(live.innerAddress), `inner address ${live.innerAddress}`).toBe(true);
-    // Three echo requests and three replies of 84 octets went through the data plane (IP bytes).
-    expect(live.bytesIn).toBeGreaterThanOrEqual(3 * 84);
-    expect(live.bytesOut).toBeGreaterThanOrEqual(3 * 84);
+    const { r, live, session } = t.checkConnected(name, INTEROP_USERS.ms.name);
+    expect(live.peer).toMatch(new RegExp(`^${t.guestAddr.replace(/\./g, '\\.')}:\\d+$`));
     // MPPE at the strength and in the mode asked for, in the session and in the data plane's entry.
     expect(r.mppe).toEqual({ bits, stateless });
     expect(r.dataplaneMppe).toMatchObject({ on: true, stateless });
     // Its log: authenticated with MS-CHAPv2, up with that address, MTU and MPPE.
-    const up = r.sessions.filter((x) => x.upAddress !== undefined);
-    expect(up).toHaveLength(1);
-    const session = up[0]!;
     expect(session).toMatchObject({ user: INTEROP_USERS.ms.name, method: 'mschapv2', upAddress: live.innerAddress, mppe: `${bits}-bit ${stateless ? 'stateless' : 'stateful'}` });
     expect(session.control.slice(0, 4)).toEqual(['in SCCRQ', 'out SCCRP', 'in OCRQ', 'out OCRP']);
     checkNothingLeft(r);
@@ -277,15 +185,8 @@ describe.skipIf(!support.ok)('PPTP interop: pptp-linux + pppd and our client in 
 
   function checkPppd(name: string, stateless: boolean, bits: MppeBits = 128) {
     const { session, address } = checkConnected(name, stateless, bits);
-    const connected = mk(name, 'connected');
-    expect(connected.args[1]).toBe(address);
-    // pppd's interface MTU is our MRU (1404) less MPPE's 4 octets: the gateway's TUN MTU.
-    expect(connected.args[2]).toBe('1400');
-    const log = section(run.result.output, name, 'pppd');
-    const pppd = pppdNegotiation(log);
-    expect(pppd.local).toBe(address);
-    expect(pppd.remote).toBe(gw.inner.gateway);
-    expect(pppd.dns).toBe(gw.inner.subnet.host(53));
+    // pppd's interface MTU (1400) is our MRU (1404) less MPPE's 4 octets: the gateway's TUN MTU.
+    const { pppd, log } = t.checkPppdUp(name, address);
     // LCP: the gateway's MRU and MS-CHAPv2; pppd's own request (asyncmap, magic, PFC, ACFC) acknowledged.
     expect(pppd.packets).toContainEqual(expect.stringMatching(/^rcvd \[LCP ConfReq id=0x[0-9a-f]+ <mru 1404> <auth chap MS-v2> <magic 0x[0-9a-f]+>\]$/));
     expect(pppd.packets).toContainEqual(expect.stringMatching(/^sent \[LCP ConfAck id=0x[0-9a-f]+ <mru 1404> <auth chap MS-v2> <magic 0x[0-9a-f]+>\]$/));
@@ -300,10 +201,7 @@ describe.skipIf(!support.ok)('PPTP interop: pptp-linux + pppd and our client in 
     expect(pppd.packets.filter((l) => /^sent \[IPCP TermAck/.test(l))).toEqual([]);
     const ccpUp = log.indexOf('compression enabled');
     expect(log.indexOf('rcvd [IPCP ConfReq')).toBeGreaterThan(ccpUp);
-    expect(pppd.packets).toContainEqual(expect.stringMatching(/^rcvd \[IPCP ConfRej id=0x[0-9a-f]+ <compress VJ 0f 01> <ms-dns2 0\.0\.0\.0>\]$/));
-    expect(pppd.packets).toContainEqual(expect.stringMatching(/^rcvd \[IPCP ConfNak id=0x[0-9a-f]+ <addr [\d.]+> <ms-dns1 [\d.]+>\]$/));
-    expect(pppd.packets).toContainEqual(expect.stringMatching(/^rcvd \[IPCP ConfAck id=0x[0-9a-f]+ <addr [\d.]+> <ms-dns1 [\d.]+>\]$/));
-    expect(pppd.ipv6cp).toBe("Protocol-Reject for 'IPv6 Control Protocol' (0x8057) received");
+    checkIpcp(pppd);
     // pptp's call manager and the ppp interface went away with pppd.
     const exited = mk(name, 'exited');
     expect(exited.args[1], `${name}: pppd had to be killed`).toBe('0');
@@ -345,7 +243,7 @@ describe.skipIf(!support.ok)('PPTP interop: pptp-linux + pppd and our client in 
   it('a gateway without stateless MPPE asks stateful: plain pppd refuses it and hangs up; no session is left', () => {
     const r = rec('pppd-stateful-refused');
     expect(mk('pppd-stateful-refused', 'not-connected')).toBeDefined();
-    const log = section(run.result.output, 'pppd-stateful-refused', 'pppd');
+    const log = t.section('pppd-stateful-refused', 'pppd');
     const pppd = pppdNegotiation(log);
     expect(pppd.packets).toContainEqual(expect.stringMatching(/^rcvd \[CCP ConfReq id=0x[0-9a-f]+ <mppe -H -M \+S -L -D -C>\]$/));
     expect(log).toMatch(/^Refusing MPPE stateful mode offered by peer$/m);
@@ -375,19 +273,7 @@ describe.skipIf(!support.ok)('PPTP interop: pptp-linux + pppd and our client in 
   });
 
   it('pppd with a wrong password: the MS-CHAPv2 Failure (E=691) is understood by pppd, which hangs up; nothing is left', () => {
-    const r = rec('pppd-wrong-password');
-    expect(mk('pppd-wrong-password', 'not-connected')).toBeDefined();
-    const log = section(run.result.output, 'pppd-wrong-password', 'pppd');
-    const pppd = pppdNegotiation(log);
-    // RFC 2759 6: "E=eeeeeeeeee R=r C=cccccccccccccccccccccccccccccccc V=vvvvvvvvvv M=<msg>"; we allow a retry (R=1).
-    expect(pppd.packets).toContainEqual(expect.stringMatching(/^rcvd \[CHAP Failure id=0x[0-9a-f]+ "E=691 R=1 C=[0-9A-F]{32} V=3 M=Authentication failed"\]$/));
-    expect(log).toMatch(/^MS-CHAP authentication failed: Authentication failed$/m);
-    expect(pppd.auth).toBe('CHAP authentication failed');
-    const s = r.sessions;
-    expect(s).toHaveLength(1);
-    expect(s[0]!.upAddress).toBeUndefined();
-    expect(s[0]!.records.some((x) => x.msg === 'mschapv2-server: attempt refused, retry allowed' && x.user === INTEROP_USERS.ms.name)).toBe(true);
-    expect(s[0]!.pppDown?.reason).toBe('peer-terminated');
+    const r = t.checkWrongPassword('pppd-wrong-password');
     expect(mk('pppd-wrong-password', 'exited').args[0]).toBe('19'); // pppd: EXIT_AUTH_TOPEER_FAILED
     checkNothingLeft(r);
   });
@@ -408,9 +294,8 @@ describe.skipIf(!support.ok)('PPTP interop: pptp-linux + pppd and our client in 
 
   function checkClient(name: string, stateless: boolean) {
     const { session, address } = checkConnected(name, stateless);
-    const c = JSON.parse(mk(name, 'connected').args[1]!) as { ipv4: string; gateway: string; dns: string[]; mtu: number; mppe: unknown };
-    expect(c).toMatchObject({ ipv4: address, gateway: gw.inner.gateway, dns: [gw.inner.subnet.host(53)], mtu: 1400, mppe: { bits: 128, stateless } });
-    return { session, closed: JSON.parse(mk(name, 'closed').args[1]!) as { initiator: string; control: string | null; call: string | null; ppp: string | null; go: boolean } };
+    t.checkClientConnected(name, address, { mppe: { bits: 128, stateless } });
+    return { session, closed: t.closed<{ initiator: string; control: string | null; call: string | null; ppp: string | null; go: boolean }>(name) };
   }
 
   it('our client (stateful by default) against the stateless-asking gateway: the gateway follows it; the client hangs up properly', () => {
@@ -448,17 +333,13 @@ describe.skipIf(!support.ok)('PPTP interop: pptp-linux + pppd and our client in 
   });
 
   it('the guest ran every scenario to the end; the gateway holds no session, address or data-plane entry', () => {
-    expect(run.result.exitCode).toBe(0);
-    expect(mk('client', 'exited').args[0], section(run.result.output, 'client', 'stderr').slice(-4000)).toBe('0');
-    expect(marker(run.markers, 'all', 'done')).toBeDefined();
-    expect(gw.gateway.sessions.size).toBe(0);
-    expect(gw.service.liveSessions).toEqual([]);
-    expect((gw.gateway.ctx.pool('default') as unknown as { used: number }).used).toBe(0);
-    expect(gw.service.dataplane!.sessions.used).toBe(0);
+    t.checkGuestDone();
+    expect(t.gw.service.liveSessions).toEqual([]);
+    expect(t.gw.service.dataplane!.sessions.used).toBe(0);
   });
 
   it('the gateway counted each authentication: seven MS-CHAPv2 successes, two bad passwords', async () => {
-    const text = await gw.metrics.text();
+    const text = await t.gw.metrics.text();
     // pppd: stateless, stateful-refused (authenticated, then CCP failed), stateful, 40bit; our client: three.
     expect(text).toMatch(/^vpngw_auth_results_total\{method="mschapv2",outcome="success"\} 7$/m);
     expect(text).toMatch(/^vpngw_auth_results_total\{method="mschapv2",outcome="bad-credentials"\} 2$/m);
@@ -470,36 +351,10 @@ function negotiationSummary(p: PppdNegotiation): string[] {
   return p.packets.filter((l) => !/Echo/.test(l)).map((l) => l.replace(/<[0-9a-f]{32,}>/g, '<hex>'));
 }
 
-function printTimings(run: Run): void {
-  const r = run.result;
-  const rows: string[][] = [['scenario', 'outcome', 'connect', 'ping', 'hang-up', 'gw set-up', 'host: start->pinged', 'hang-up->gone']];
-  for (const [name, rec] of run.records) {
-    const m = (ev: string) => marker(run.markers, name, ev);
-    const refused = m('failed')?.args[0] ?? m('not-connected')?.args[0];
-    const end = rec.scenario.kind === 'pppd' ? m('exited')?.args[2] : m('closed')?.args[0];
-    const setup = rec.sessions.find((s) => s.setupSeconds !== undefined)?.setupSeconds;
-    rows.push([
-      name,
-      refused !== undefined ? 'refused' : m('pinged')?.args[0] === '0' ? `pinged, ${rec.mppe ? `MPPE ${rec.mppe.bits} ${rec.mppe.stateless ? 'stateless' : 'stateful'}` : 'no MPPE'}` : 'no ping',
-      refused !== undefined ? ms(refused) : ms(m('connected')?.args[0]),
-      ms(m('pinged')?.args[1]),
-      ms(end),
-      ms(setup === undefined ? undefined : setup * 1000),
-      ms(rec.hostConnectMs),
-      ms(rec.hostTeardownMs),
-    ]);
-  }
-  const client = marker(run.markers, 'client', 'exited')?.args[2];
-  const pppd = ['pppd-stateless', 'pppd-stateful', 'pppd-40bit'].flatMap((n) => [`    pppd in ${n}:`, ...negotiationSummary(pppdNegotiation(section(r.output, n, 'pppd'))).map((l) => `      ${l}`)]);
-  process.stderr.write(
-    [
-      '',
-      '  PPTP interop timings (TCG guest on 2 shared cores; guest clock unless marked host; no speed is asserted):',
-      `    guest boot-to-command ${r.bootMs.toFixed(0)} ms (${r.pvh ? 'PVH vmlinux' : 'bzImage'}), whole guest run ${(r.totalMs / 1000).toFixed(1)} s`,
-      `    our client compiled for the guest in ${run.build.ms.toFixed(0)} ms; its node process ran ${client ?? '?'} ms for all its runs`,
-      ...formatTable(rows).map((l) => `    ${l}`),
-      ...(process.env.VPNGW_INTEROP_NEGOTIATION ? pppd : []),
-      '',
-    ].join('\n'),
-  );
+/** pppd's negotiation in the scenarios that connected, for the report (VPNGW_INTEROP_NEGOTIATION=1). */
+function negotiations(run: InteropRun<ScenarioRecord>): string[] {
+  return ['pppd-stateless', 'pppd-stateful', 'pppd-40bit'].flatMap((n) => [
+    `    pppd in ${n}:`,
+    ...negotiationSummary(pppdNegotiation(section(run.result.output, n, 'pppd'))).map((l) => `      ${l}`),
+  ]);
 }

@@ -19,10 +19,10 @@
  * "Sending Connect-Request" before the failure) is retried a bounded number
  * of times and the attempts are reported.
  */
-import type { LogRecord } from './interop-gateway.js';
-import type { GuestClientRun } from './sstp-guest-client.js';
+import { sessionLogs, type LogRecord, type SessionLog } from './interop-gateway.js';
+import type { SstpGuestRun } from './sstp-guest-client.js';
 import { shq } from './guest/guest.js';
-import { SCRIPT_PRELUDE } from './interop-script.js';
+import { composeGuestScript } from './interop-script.js';
 
 /** How a connected scenario ends. */
 export type Teardown =
@@ -50,9 +50,11 @@ export interface SstpcScenario {
   holdSeconds?: number;
 }
 
-export interface ClientScenario extends GuestClientRun {
+export interface ClientScenario {
   kind: 'client';
+  name: string;
   teardown: 'client';
+  run: SstpGuestRun;
 }
 
 export type Scenario = SstpcScenario | ClientScenario;
@@ -62,13 +64,13 @@ export const GUEST_DELAY_MS = 20;
 export const SSTPC_MAX_ATTEMPTS = 4;
 
 /**
- * The guest script. Environment: SERVER, GW_INNER, CA (the certificate the
- * guest trusts: its SHA-256 fingerprint is printed first, `@@ cert sha256`),
- * and for our client CLIENT_JS plus the SSTP_* variables of
- * sstp-guest-client.ts.
+ * The guest script: sstpc with pppd for each scenario, then our client
+ * (interop-script.ts). Environment: SERVER, GW_INNER, CA (the certificate
+ * the guest trusts: its SHA-256 fingerprint is printed first, `@@ cert
+ * sha256`), and for our client CLIENT_JS and CLIENT_RUNS.
  */
-export function guestScript(sstpc: readonly SstpcScenario[], withClient: boolean): string {
-  const L: string[] = [SCRIPT_PRELUDE];
+export function guestScript(sstpc: readonly SstpcScenario[]): string {
+  const L: string[] = [];
   L.push(String.raw`mark "cert sha256 $(openssl x509 -noout -fingerprint -sha256 -in "$CA" | sed 's/^.*=//')"
 mkdir -p /var/run/sstpc
 # A LAN-like round trip: the gateway's answers cannot be there the instant the guest has written.
@@ -88,12 +90,7 @@ sstpc_run() {
       nodetach unit "$unit" noauth noipdefault nodefaultroute usepeerdns debug logfile "/tmp/pppd-$name.log" "$@" \
       > "/tmp/sstpc-$name.out" 2>&1 &
     pid=$!
-    up=0; i=0
-    while [ $i -lt 900 ]; do
-      if ip -4 -o addr show dev "$dev" 2>/dev/null | grep -q ' inet '; then up=1; break; fi
-      kill -0 $pid 2>/dev/null || break
-      sleep 0.1; i=$((i+1))
-    done
+    wait_up "$dev" $pid
     [ $up = 1 ] && break
     # sstpc's TLS race (see sstp-scenarios.ts): the request went out, no response was ever read.
     i=0; while kill -0 $pid 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
@@ -108,11 +105,8 @@ sstpc_run() {
     break
   done
   if [ $up = 1 ]; then
-    mark "$name connected $(since $t0) $(ip -4 -o addr show dev "$dev" | awk '{print $4}') $(cat "/sys/class/net/$dev/mtu")"
-    ping_both "$name" "$dev"
-    # Idle for a while: keepalives (SSTP Hello/Echo, LCP Echo) have to be answered by both sides.
-    sleep "$hold"
-    mark "$name held $hold"
+    # Idle for the hold: keepalives (SSTP Hello/Echo, LCP Echo) have to be answered by both sides.
+    up_and_hold "$name" "$dev" $t0 "$hold"
     case $teardown in
       pppd) waitgo "$name"; t2=$(now); kill -TERM "$(cat "/var/run/$dev.pid")" ;;
       sstpc) waitgo "$name"; t2=$(now); kill -TERM $pid ;;
@@ -122,11 +116,7 @@ sstpc_run() {
     mark "$name not-connected $(since $t0)"
   fi
   # sstpc leaves on its own (after the teardown, or after failing); bounded.
-  i=0
-  while kill -0 $pid 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
-  forced=0
-  if kill -0 $pid 2>/dev/null; then kill -KILL $pid; forced=1; fi
-  wait $pid; rc=$?
+  reap $pid
   cat "/tmp/sstpc-$name.out" >> "/tmp/sstpc-$name.log"
   mark "$name exited $rc $forced $(since $t2) $attempt"
   echo "== $name sstpc =="; cat "/tmp/sstpc-$name.log"
@@ -137,78 +127,34 @@ sstpc_run() {
   for (const s of sstpc) {
     L.push(['sstpc_run', s.name, String(s.unit), s.user, s.password, s.ca, s.teardown, String(s.holdSeconds ?? 0), ...s.pppd].map(shq).join(' '));
   }
-  if (withClient) {
-    L.push(String.raw`
-mark "client start"
-t0=$(now)
-SSTP_GO_DIR="$GUEST_JOB_DIR" node "$CLIENT_JS" 2> /tmp/client.err
-rc=$?
-mark "client exited $rc 0 $(since $t0)"
-echo "== client stderr =="; tail -c 30000 /tmp/client.err
-echo "== client end =="`);
-  }
-  L.push('mark "all done"');
-  return L.join('\n') + '\n';
+  return composeGuestScript(L);
 }
 
 // ---------------------------------------------------------------- the gateway's view
 
-/** One server session as its log records tell it. */
-export interface ServerSessionLog {
-  id: string;
+/** One SSTP server session as its log records tell it. */
+export interface ServerSessionLog extends SessionLog {
   correlationId: string | undefined;
-  records: LogRecord[];
-  user: string | undefined;
-  method: string | undefined;
   /** `SHA-256` / `SHA-1` when the crypto binding was verified. */
   binding: string | undefined;
   /** The reason of a Call Abort the server sent, when the binding was refused. */
   bindingRefused: string | undefined;
-  upAddress: string | undefined;
-  setupSeconds: number | undefined;
   callClosed: { reason: string; initiator: string; detail: string } | undefined;
-  pppDown: { reason: string; detail: string } | undefined;
 }
 
-/** Group the records that carry a `session` field, in order of first appearance. */
+/** The SSTP sessions of a scenario's log, in order of first appearance. */
 export function serverSessions(logs: readonly LogRecord[]): ServerSessionLog[] {
-  const byId = new Map<string, ServerSessionLog>();
-  for (const r of logs) {
-    const id = typeof r.session === 'string' ? r.session : undefined;
-    if (!id) continue;
-    let s = byId.get(id);
-    if (!s) {
-      s = {
-        id,
-        correlationId: undefined,
-        records: [],
-        user: undefined,
-        method: undefined,
-        binding: undefined,
-        bindingRefused: undefined,
-        upAddress: undefined,
-        setupSeconds: undefined,
-        callClosed: undefined,
-        pppDown: undefined,
-      };
-      byId.set(id, s);
-    }
-    s.records.push(r);
-    if (typeof r.correlationId === 'string') s.correlationId ??= r.correlationId;
-    if (r.msg === 'sstp: PPP authenticated') {
-      s.user = String(r.user);
-      s.method = String(r.method);
-    }
-    const b = /crypto binding verified \((SHA-256|SHA-1)\)/.exec(r.msg);
-    if (b) s.binding = b[1];
-    const refused = /crypto binding rejected: (.*)/.exec(String(r.reason ?? ''));
-    if (refused) s.bindingRefused = refused[1];
-    if (r.msg === 'sstp: session up') {
-      s.upAddress = String(r.address);
-      s.setupSeconds = Number(r.setupSeconds);
-    }
-    if (r.msg === 'sstp: call closed') s.callClosed = { reason: String(r.reason), initiator: String(r.initiator), detail: String(r.detail) };
-    if (/^PPP: session down/.test(r.msg)) s.pppDown = { reason: String(r.reason), detail: String(r.detail) };
-  }
-  return [...byId.values()];
+  return sessionLogs<ServerSessionLog>(
+    logs,
+    'sstp',
+    () => ({ correlationId: undefined, binding: undefined, bindingRefused: undefined, callClosed: undefined }),
+    (s, r) => {
+      if (typeof r.correlationId === 'string') s.correlationId ??= r.correlationId;
+      const b = /crypto binding verified \((SHA-256|SHA-1)\)/.exec(r.msg);
+      if (b) s.binding = b[1];
+      const refused = /crypto binding rejected: (.*)/.exec(String(r.reason ?? ''));
+      if (refused) s.bindingRefused = refused[1];
+      if (r.msg === 'sstp: call closed') s.callClosed = { reason: String(r.reason), initiator: String(r.initiator), detail: String(r.detail) };
+    },
+  );
 }

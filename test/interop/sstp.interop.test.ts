@@ -33,39 +33,24 @@
  * is asserted. Skipped loudly without root, qemu, a kernel with modules,
  * sstpc/pppd, or the native addon and WASM module.
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { describe, it, expect, afterAll } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { NetLab, reportSkip, type Facility } from '../lib/netns.js';
-import { createGuestLink, guestSupport, PPP_MODULES, startGuest, type GuestHandle, type GuestResult } from './guest/guest.js';
-import { INTEROP_USERS, startInteropGateway, type InteropGateway, type LogRecord } from './sstp-gateway.js';
-import { buildGuestClient, guestClientMissing, type GuestClientBuild } from './guest-build.js';
-import { between, driveScenario, formatTable, marker, markers, ms, PPP_OPTIONS_PATH, pppdNegotiation, section, type Marker } from './interop-script.js';
+import { reportSkip } from '../lib/netns.js';
+import type { GuestHandle, GuestLink } from './guest/guest.js';
+import { INTEROP_USERS, startInteropGateway, type InteropGateway } from './sstp-gateway.js';
+import { driveScenario, type PppdNegotiation } from './interop-script.js';
 import { guestScript, serverSessions, type ClientScenario, type Scenario, type ServerSessionLog, type SstpcScenario } from './sstp-scenarios.js';
+import type { SstpGuestRun } from './sstp-guest-client.js';
+import { checkIpcp, defineInteropSuite, interopSupport, STEP_MS, type InteropPlan, type ScenarioRecordBase } from './scenario-lib.js';
 import { createSelfSignedCertificate, fingerprint256 } from '../../src/sstp/cert.js';
-import type { SessionInfo } from '../../src/admin/types.js';
 
-// ---------------------------------------------------------------- can it run here?
-
-async function facility(): Promise<Facility> {
-  const g = await guestSupport();
-  if (!g.ok) return g;
-  for (const bin of ['/usr/sbin/sstpc', '/usr/sbin/pppd']) {
-    if (!existsSync(bin)) return { ok: false, reason: `${bin} is missing (apt-get install sstp-client ppp)` };
-  }
-  const missing = guestClientMissing();
-  return missing ? { ok: false, reason: missing } : { ok: true, reason: '' };
-}
-const support = await facility();
+const support = await interopSupport(['/usr/sbin/sstpc', '/usr/sbin/pppd'], 'apt-get install sstp-client ppp');
 reportSkip('SSTP real-client interop (sstpc + pppd and our client in a qemu guest)', support);
 
 // ---------------------------------------------------------------- our choices
 
-/** The whole guest run, boot included: TCG on shared cores is slow; a bound, not a claim. */
-const GUEST_BUDGET_MS = 420_000;
-/** One scenario from its start marker to the next event. */
-const STEP_MS = 150_000;
 /** The gateway offers EAP first, as the shipped default does, then MS-CHAPv2, then PAP. */
 const SERVER_METHODS = ['eap-mschapv2', 'mschapv2', 'pap'] as const;
 /** A short SSTP Hello interval: an idle tunnel gets an SSTP Echo Request within a hold of a few seconds. */
@@ -73,91 +58,57 @@ const HELLO = '2s';
 const HOLD_S = 4;
 const SHA256 = 2; // HashProtocol.Sha256 (MS-SSTP 2.2.7)
 
-// ---------------------------------------------------------------- what a run records
+type ScenarioRecord = ScenarioRecordBase<Scenario, ServerSessionLog>;
 
-interface ScenarioRecord {
-  scenario: Scenario;
-  /** Gateway sessions when the guest said "pinged". */
-  atPing: SessionInfo[] | undefined;
-  /** Log records of the gateway from the scenario's start to its end. */
-  logs: LogRecord[];
-  sessions: ServerSessionLog[];
-  /** Whether every gateway session was gone (and the pool empty) after the scenario. */
-  gone: boolean;
-  poolUsed: number;
-  /** Host clock: from "start" to "pinged"/"failed", and from the hang-up to the session gone. */
-  hostConnectMs: number | undefined;
-  hostTeardownMs: number | undefined;
-}
-
-interface Run {
-  result: GuestResult;
-  markers: Marker[];
-  records: Map<string, ScenarioRecord>;
-  build: GuestClientBuild;
-}
-
-describe.skipIf(!support.ok)('SSTP interop: sstpc + pppd and our client in a qemu guest, one gateway', () => {
-  const lab = new NetLab();
-  let gw: InteropGateway;
-  let build: GuestClientBuild | undefined;
-  let tmp: string;
-  let run: Run;
-  const pool = () => gw.gateway.ctx.pool('default') as unknown as { used: number };
-
-  beforeAll(async () => {
-    tmp = mkdtempSync(path.join(os.tmpdir(), 'vpngw-sstp-interop-test-'));
-    const link = await createGuestLink(lab, { tag: 'sstp' });
-    const [g, b] = await Promise.allSettled([startInteropGateway(lab, link, { methods: SERVER_METHODS, helloInterval: HELLO }), buildGuestClient('test/interop/sstp-guest-client.ts')]);
-    if (g.status === 'fulfilled') gw = g.value;
-    if (b.status === 'fulfilled') build = b.value;
-    if (g.status === 'rejected') throw g.reason;
-    if (b.status === 'rejected') throw b.reason;
-    const clientBuild = b.value;
-    // A certificate with the same name and another key: what a man in the middle would present.
-    const impostor = createSelfSignedCertificate({ commonName: link.hostAddr, altNames: [link.hostAddr] });
-    const impostorFile = path.join(tmp, 'impostor.pem');
-    writeFileSync(impostorFile, impostor.certPem);
-    const ms = INTEROP_USERS.ms;
-    const pap = INTEROP_USERS.pap;
-    const noEap = ['refuse-eap'];
-    const onlyMsChapV2 = [...noEap, 'refuse-pap', 'refuse-chap', 'refuse-mschap'];
-    const sstpcRun = (name: string, unit: number, who: { name: string; password: string }, o: Partial<SstpcScenario>): SstpcScenario => ({
-      kind: 'sstpc',
-      name,
-      unit,
-      user: who.name,
-      password: who.password,
-      ca: gw.certFile,
-      teardown: 'sstpc',
-      pppd: onlyMsChapV2,
-      expect: 'connect',
-      ...o,
-    });
-    const sstpc: SstpcScenario[] = [
-      // pppd sends LCP Echo-Requests every second while the tunnel idles: the gateway must answer them.
-      sstpcRun('sstpc-mschapv2', 0, ms, {
-        teardown: 'pppd',
-        pppd: [...onlyMsChapV2, 'lcp-echo-interval', '1', 'lcp-echo-failure', '2'],
-        method: 'mschapv2',
-        holdSeconds: HOLD_S,
-      }),
-      // pppd quiet while idle: the gateway's Hello timer sends SSTP Echo Requests, sstpc must answer.
-      sstpcRun('sstpc-pap', 1, pap, {
-        teardown: 'server',
-        pppd: [...noEap, 'refuse-chap', 'refuse-mschap', 'refuse-mschap-v2'],
-        method: 'pap',
-        holdSeconds: HOLD_S,
-      }),
-      sstpcRun('sstpc-eap-mschapv2', 2, { name: `WORKGROUP\\${ms.name}`, password: ms.password }, {
-        pppd: ['refuse-pap', 'refuse-chap', 'refuse-mschap', 'refuse-mschap-v2'],
-        method: 'eap-mschapv2',
-      }),
-      sstpcRun('sstpc-wrong-password', 3, { name: ms.name, password: 'not the password' }, { expect: 'fail' }),
-      sstpcRun('sstpc-wrong-ca', 4, ms, { ca: impostorFile, expect: 'fail' }),
-    ];
-    const client = (name: string, method: ClientScenario['method'], n: number, extra: Partial<ClientScenario> = {}): ClientScenario => ({
-      kind: 'client',
+/** The scenarios (sstpc with pppd first, then our client) and the guest around them; `tmp` holds the impostor's certificate. */
+function plan(gw: InteropGateway, link: GuestLink, tmp: string): InteropPlan<Scenario> {
+  // A certificate with the same name and another key: what a man in the middle would present.
+  const impostor = createSelfSignedCertificate({ commonName: link.hostAddr, altNames: [link.hostAddr] });
+  const impostorFile = path.join(tmp, 'impostor.pem');
+  writeFileSync(impostorFile, impostor.certPem);
+  const ms = INTEROP_USERS.ms;
+  const pap = INTEROP_USERS.pap;
+  const noEap = ['refuse-eap'];
+  const onlyMsChapV2 = [...noEap, 'refuse-pap', 'refuse-chap', 'refuse-mschap'];
+  const sstpcRun = (name: string, unit: number, who: { name: string; password: string }, o: Partial<SstpcScenario>): SstpcScenario => ({
+    kind: 'sstpc',
+    name,
+    unit,
+    user: who.name,
+    password: who.password,
+    ca: gw.certFile,
+    teardown: 'sstpc',
+    pppd: onlyMsChapV2,
+    expect: 'connect',
+    ...o,
+  });
+  const sstpc: SstpcScenario[] = [
+    // pppd sends LCP Echo-Requests every second while the tunnel idles: the gateway must answer them.
+    sstpcRun('sstpc-mschapv2', 0, ms, {
+      teardown: 'pppd',
+      pppd: [...onlyMsChapV2, 'lcp-echo-interval', '1', 'lcp-echo-failure', '2'],
+      method: 'mschapv2',
+      holdSeconds: HOLD_S,
+    }),
+    // pppd quiet while idle: the gateway's Hello timer sends SSTP Echo Requests, sstpc must answer.
+    sstpcRun('sstpc-pap', 1, pap, {
+      teardown: 'server',
+      pppd: [...noEap, 'refuse-chap', 'refuse-mschap', 'refuse-mschap-v2'],
+      method: 'pap',
+      holdSeconds: HOLD_S,
+    }),
+    sstpcRun('sstpc-eap-mschapv2', 2, { name: `WORKGROUP\\${ms.name}`, password: ms.password }, {
+      pppd: ['refuse-pap', 'refuse-chap', 'refuse-mschap', 'refuse-mschap-v2'],
+      method: 'eap-mschapv2',
+    }),
+    sstpcRun('sstpc-wrong-password', 3, { name: ms.name, password: 'not the password' }, { expect: 'fail' }),
+    sstpcRun('sstpc-wrong-ca', 4, ms, { ca: impostorFile, expect: 'fail' }),
+  ];
+  const client = (name: string, method: SstpGuestRun['method'], n: number, extra: Partial<SstpGuestRun> = {}): ClientScenario => ({
+    kind: 'client',
+    name,
+    teardown: 'client',
+    run: {
       name,
       method,
       user: method === 'pap' ? pap.name : ms.name,
@@ -167,119 +118,65 @@ describe.skipIf(!support.ok)('SSTP interop: sstpc + pppd and our client in a qem
       teardown: 'client',
       expect: 'connect',
       ...extra,
-    });
-    const clients: ClientScenario[] = [
-      client('client-mschapv2', 'mschapv2', 0, { holdSeconds: HOLD_S }),
-      client('client-pap', 'pap', 1),
-      client('client-eap-mschapv2', 'eap-mschapv2', 2),
-      client('client-wrong-pin', 'mschapv2', 3, { fingerprint: fingerprint256(impostor.der), expect: 'fail' }),
-    ];
+    },
+  });
+  const clients: ClientScenario[] = [
+    client('client-mschapv2', 'mschapv2', 0, { holdSeconds: HOLD_S }),
+    client('client-pap', 'pap', 1),
+    client('client-eap-mschapv2', 'eap-mschapv2', 2),
+    client('client-wrong-pin', 'mschapv2', 3, { fingerprint: fingerprint256(impostor.der), expect: 'fail' }),
+  ];
+  return {
+    scenarios: [...sstpc, ...clients],
+    runs: clients.map((c) => c.run),
+    script: guestScript(sstpc),
+    // ppp_deflate and bsd_comp: pppd then offers CCP, as on a stock system, and meets the gateway's answer.
+    modules: ['ppp_deflate', 'bsd_comp', 'sch_netem'],
+    env: { CA: gw.certFile },
+  };
+}
 
-    const g0 = await startGuest({
-      ...link,
-      defaultRoute: false,
-      timeoutMs: GUEST_BUDGET_MS,
-      memoryMb: 768,
-      // ppp_deflate and bsd_comp: pppd then offers CCP, as on a stock system, and meets the gateway's answer.
-      modules: [...PPP_MODULES, 'ppp_deflate', 'bsd_comp', 'tun', 'sch_netem'],
-      files: [{ path: PPP_OPTIONS_PATH, content: '' }],
-      env: {
-        CA: gw.certFile,
-        SERVER: gw.address,
-        GW_INNER: gw.inner.gateway,
-        CLIENT_JS: clientBuild.entry,
-        SSTP_SERVER: gw.address,
-        SSTP_PING: gw.inner.gateway,
-        SSTP_RUNS: JSON.stringify(clients.map(({ kind: _k, teardown: _t, ...r }) => r)),
-        ...(process.env.VPNGW_TEST_LOG ? { SSTP_LOG: 'debug' } : {}),
-      },
-      script: guestScript(sstpc, true),
-    });
-    try {
-      const records = new Map<string, ScenarioRecord>();
-      for (const s of [...sstpc, ...clients]) records.set(s.name, await drive(g0, s));
-      const result = await g0.result;
-      run = { result, markers: markers(result.output), records, build: clientBuild };
-    } catch (e) {
-      g0.kill('the test failed');
-      await g0.result.catch(() => undefined);
-      throw e;
-    }
-  }, GUEST_BUDGET_MS + 120_000);
+/** Follow one scenario in the guest, look at the gateway at "pinged", hang up or let the guest do it. */
+async function drive(g: GuestHandle, gw: InteropGateway, s: Scenario): Promise<ScenarioRecord> {
+  const r = await driveScenario(g, gw, { name: s.name, teardown: s.teardown, stepMs: STEP_MS });
+  return { scenario: s, ...r, sessions: serverSessions(r.logs) };
+}
 
-  afterAll(async () => {
-    if (run) printTimings(run);
-    await gw?.close();
-    await lab.cleanup();
-    build?.remove();
+describe.skipIf(!support.ok)('SSTP interop: sstpc + pppd and our client in a qemu guest, one gateway', () => {
+  let tmp: string | undefined;
+  const t = defineInteropSuite<InteropGateway, Scenario, ScenarioRecord>({
+    protocol: 'sstp',
+    clientSource: 'test/interop/sstp-guest-client.ts',
+    startGateway: (lab, link) => startInteropGateway(lab, link, { methods: SERVER_METHODS, helloInterval: HELLO }),
+    plan: (gw, link) => plan(gw, link, (tmp = mkdtempSync(path.join(os.tmpdir(), 'vpngw-sstp-interop-test-')))),
+    drive,
+    timings: { columns: [{ header: 'attempts', value: (rec, m) => (rec.scenario.kind === 'sstpc' ? (m('exited')?.args[3] ?? '-') : '1') }] },
+  });
+  afterAll(() => {
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
-
-  /** Follow one scenario in the guest, look at the gateway at "pinged", hang up or let the guest do it. */
-  async function drive(g: GuestHandle, s: Scenario): Promise<ScenarioRecord> {
-    const r = await driveScenario(g, gw, { name: s.name, teardown: s.teardown, stepMs: STEP_MS });
-    return { scenario: s, ...r, sessions: serverSessions(r.logs) };
-  }
-
-  const rec = (name: string): ScenarioRecord => {
-    const r = run.records.get(name);
-    if (!r) throw new Error(`no record of ${name}`);
-    return r;
-  };
-  const mk = (name: string, event: string): Marker => {
-    const m = marker(run.markers, name, event);
-    if (!m) throw new Error(`no "@@ ${name} ${event}" marker in the guest output:\n${run.result.output.slice(-6000)}`);
-    return m;
-  };
-  const inInner = (a: string | null | undefined) => !!a && a.startsWith(gw.inner.subnet.network.replace(/\.0$/, '.')) && a !== gw.inner.gateway;
+  const { rec, mk } = t;
 
   /** What every connected scenario shares: address from the pool, ping through the tunnel, the gateway's view. */
   function checkConnected(name: string, user: string, method: string): { session: ServerSessionLog; address: string } {
-    const r = rec(name);
-    const pinged = mk(name, 'pinged');
-    expect(pinged.args[0], `${name}: ping status\n${run.result.output.slice(-4000)}`).toBe('0');
-    // 1400-octet packets both ways, unfragmented: the tunnel MTU holds end to end.
-    expect(mk(name, 'bigpinged').args[0], `${name}: large ping status`).toBe('0');
-    // Every echo answered (ping's status alone is 0 with a single reply).
-    const pings = between(run.result.output, `@@ ${name} pinged `, `@@ ${name} held `);
-    expect(pings).toMatch(/^3 packets transmitted, 3 received, 0% packet loss/m);
-    expect(pings).toMatch(/^2 packets transmitted, 2 received, 0% packet loss/m);
-    expect(pings.match(new RegExp(`^1380 bytes from ${gw.inner.gateway.replace(/\./g, '\\.')}: icmp_seq=`, 'gm'))).toHaveLength(2);
-    // The gateway at that moment: one SSTP session, up, this user, the address the client has, traffic counted.
-    expect(r.atPing).toHaveLength(1);
-    const live = r.atPing![0]!;
-    expect(live).toMatchObject({ protocol: 'sstp', user, state: 'up' });
-    expect(inInner(live.innerAddress), `inner address ${live.innerAddress}`).toBe(true);
-    // Three echo requests and three replies of 84 octets went through the data plane.
-    expect(live.bytesIn).toBeGreaterThanOrEqual(3 * 84);
-    expect(live.bytesOut).toBeGreaterThanOrEqual(3 * 84);
+    const { r, live, session } = t.checkConnected(name, user);
     // Its log: authenticated with the expected method, crypto binding verified, session up with that address.
-    const up = r.sessions.filter((s) => s.upAddress !== undefined);
-    expect(up).toHaveLength(1);
-    const session = up[0]!;
     expect(session.user).toBe(user);
     expect(session.method).toBe(method);
     expect(session.binding).toBe('SHA-256');
     expect(session.upAddress).toBe(live.innerAddress);
     // Afterwards: gone, address back in the pool.
-    expect(r.gone).toBe(true);
-    expect(r.poolUsed).toBe(0);
+    t.checkNothingLeft(r);
     return { session, address: live.innerAddress! };
   }
 
   function checkSstpc(name: string, user: string, method: string) {
     const { session, address } = checkConnected(name, user, method);
-    const connected = mk(name, 'connected');
-    expect(connected.args[1]).toBe(address);
-    // pppd took the gateway's MRU as the interface MTU.
-    expect(connected.args[2]).toBe('1400');
+    // pppd took the gateway's MRU as the interface MTU (1400).
+    const { pppd } = t.checkPppdUp(name, address);
     const exited = mk(name, 'exited');
     expect(exited.args[1], `${name}: sstpc had to be killed`).toBe('0');
-    const pppd = pppdNegotiation(section(run.result.output, name, 'pppd'));
-    expect(pppd.local).toBe(address);
-    expect(pppd.remote).toBe(gw.inner.gateway);
-    expect(pppd.dns).toBe(gw.inner.subnet.host(53));
-    const sstpcLog = section(run.result.output, name, 'sstpc');
+    const sstpcLog = t.section(name, 'sstpc');
     expect(sstpcLog).toMatch(/Sending Connected Message/);
     expect(sstpcLog).toMatch(/Connection Established/);
     expect(sstpcLog).not.toMatch(/certificate|verification/i);
@@ -287,7 +184,7 @@ describe.skipIf(!support.ok)('SSTP interop: sstpc + pppd and our client in a qem
   }
 
   it('the certificate the guest trusts is the gateway\'s, by its SHA-256 fingerprint', () => {
-    expect(mk('cert', 'sha256').args[0]).toBe(gw.fingerprint);
+    expect(mk('cert', 'sha256').args[0]).toBe(t.gw.fingerprint);
   });
 
   it('sstpc with MS-CHAPv2: LCP Nak from EAP to MS-CHAPv2, crypto binding from the MPPE keys, ping, pppd hangs up', () => {
@@ -302,8 +199,8 @@ describe.skipIf(!support.ok)('SSTP interop: sstpc + pppd and our client in a qem
     // (pppd stops printing echo packets once the link is up, so the log shows only the first pair.)
     expect(pppd.packets).toContainEqual(expect.stringMatching(/^sent \[LCP EchoReq id=0x0 magic=0x[0-9a-f]+\]$/));
     expect(pppd.packets).toContainEqual(expect.stringMatching(/^rcvd \[LCP EchoRep id=0x0 magic=0x[0-9a-f]+\]$/));
-    expect(section(run.result.output, 'sstpc-mschapv2', 'pppd')).not.toMatch(/No response to \d+ echo-requests|Serial link appears to be disconnected/);
-    expect(section(run.result.output, 'sstpc-mschapv2', 'pppd')).toMatch(/^Terminating on signal 15$/m);
+    expect(t.section('sstpc-mschapv2', 'pppd')).not.toMatch(/No response to \d+ echo-requests|Serial link appears to be disconnected/);
+    expect(t.section('sstpc-mschapv2', 'pppd')).toMatch(/^Terminating on signal 15$/m);
     // pppd's LCP Terminate-Request ended PPP; the gateway closed the call.
     expect(pppd.packets).toContainEqual(expect.stringMatching(/^sent \[LCP TermReq/));
     expect(session.pppDown?.reason).toBe('peer-terminated');
@@ -353,37 +250,22 @@ describe.skipIf(!support.ok)('SSTP interop: sstpc + pppd and our client in a qem
   });
 
   it('sstpc with a wrong password: the MS-CHAPv2 Failure (E=691) is understood by pppd, which hangs up; nothing is left', () => {
-    const r = rec('sstpc-wrong-password');
-    expect(mk('sstpc-wrong-password', 'not-connected')).toBeDefined();
-    const pppd = pppdNegotiation(section(run.result.output, 'sstpc-wrong-password', 'pppd'));
-    // RFC 2759 6: "E=eeeeeeeeee R=r C=cccccccccccccccccccccccccccccccc V=vvvvvvvvvv M=<msg>"; we allow a retry (R=1).
-    expect(pppd.packets).toContainEqual(expect.stringMatching(/^rcvd \[CHAP Failure id=0x[0-9a-f]+ "E=691 R=1 C=[0-9A-F]{32} V=3 M=Authentication failed"\]$/));
-    expect(section(run.result.output, 'sstpc-wrong-password', 'pppd')).toMatch(/^MS-CHAP authentication failed: Authentication failed$/m);
-    expect(pppd.auth).toBe('CHAP authentication failed');
-    const s = r.sessions;
-    expect(s).toHaveLength(1);
-    expect(s[0]!.upAddress).toBeUndefined();
-    expect(s[0]!.records.some((x) => x.msg === 'mschapv2-server: attempt refused, retry allowed' && x.user === INTEROP_USERS.ms.name)).toBe(true);
-    expect(s[0]!.pppDown?.reason).toBe('peer-terminated');
-    expect(r.gone).toBe(true);
-    expect(r.poolUsed).toBe(0);
+    t.checkNothingLeft(t.checkWrongPassword('sstpc-wrong-password'));
   });
 
   it('sstpc verifying against another certificate of the same name refuses the gateway: no session comes up', () => {
     const r = rec('sstpc-wrong-ca');
     expect(mk('sstpc-wrong-ca', 'not-connected')).toBeDefined();
     expect(mk('sstpc-wrong-ca', 'exited').args[0]).not.toBe('0');
-    expect(section(run.result.output, 'sstpc-wrong-ca', 'sstpc')).toMatch(/Verification of server certificate failed/);
+    expect(t.section('sstpc-wrong-ca', 'sstpc')).toMatch(/Verification of server certificate failed/);
     expect(r.sessions.filter((s) => s.upAddress !== undefined || s.user !== undefined)).toEqual([]);
-    expect(r.gone).toBe(true);
-    expect(r.poolUsed).toBe(0);
+    t.checkNothingLeft(r);
   });
 
   function checkClient(name: string, user: string, method: string) {
     const { session, address } = checkConnected(name, user, method);
-    const c = JSON.parse(mk(name, 'connected').args[1]!) as { ipv4: string; gateway: string; dns: string[]; mtu: number; hashProtocol: number };
-    expect(c).toMatchObject({ ipv4: address, gateway: gw.inner.gateway, dns: [gw.inner.subnet.host(53)], mtu: 1400, hashProtocol: SHA256 });
-    const closed = JSON.parse(mk(name, 'closed').args[1]!) as { initiator: string; call: string; ppp: string; go: boolean };
+    t.checkClientConnected(name, address, { hashProtocol: SHA256 });
+    const closed = t.closed<{ initiator: string; call: string; ppp: string; go: boolean }>(name);
     expect(closed).toEqual({ initiator: 'local', call: 'disconnected', ppp: 'admin', go: true });
     // The gateway saw the proper end: LCP Terminate from the client, then SSTP Call Disconnect.
     expect(session.pppDown?.reason).toBe('peer-terminated');
@@ -416,15 +298,11 @@ describe.skipIf(!support.ok)('SSTP interop: sstpc + pppd and our client in a qem
   });
 
   it('the guest ran every scenario to the end; the gateway holds no session and no address', () => {
-    expect(run.result.exitCode).toBe(0);
-    expect(mk('client', 'exited').args[0], section(run.result.output, 'client', 'stderr').slice(-4000)).toBe('0');
-    expect(marker(run.markers, 'all', 'done')).toBeDefined();
-    expect(gw.gateway.sessions.size).toBe(0);
-    expect(pool().used).toBe(0);
+    t.checkGuestDone();
   });
 
   it('the gateway counted each authentication: two successes per method (sstpc and our client), one bad password', async () => {
-    const text = await gw.metrics.text();
+    const text = await t.gw.metrics.text();
     for (const method of ['mschapv2', 'pap', 'eap-mschapv2']) {
       expect(text).toMatch(new RegExp(`^vpngw_auth_results_total\\{method="${method}",outcome="success"\\} 2$`, 'm'));
     }
@@ -439,48 +317,9 @@ function sstpEchoes(s: ServerSessionLog): { requests: number; responses: number 
 }
 
 /** CCP and IPCP as the gateway answers pppd (same for every method). */
-function checkCcpAndIpcp(p: ReturnType<typeof pppdNegotiation>): void {
+function checkCcpAndIpcp(p: PppdNegotiation): void {
   // pppd offers Deflate and BSD-Compress; SSTP runs over TLS, the gateway Protocol-Rejects CCP.
   expect(p.packets).toContainEqual(expect.stringMatching(/^sent \[CCP ConfReq id=0x[0-9a-f]+ <deflate 15> <deflate\(old#\) 15> <bsd v1 15>\]$/));
   expect(p.ccp).toBe("Protocol-Reject for 'Compression Control Protocol' (0x80fd) received");
-  // IPCP: VJ compression and a second DNS server rejected, address and DNS Nak'd with the pool's and the configured ones.
-  expect(p.packets).toContainEqual(expect.stringMatching(/^rcvd \[IPCP ConfRej id=0x[0-9a-f]+ <compress VJ 0f 01> <ms-dns2 0\.0\.0\.0>\]$/));
-  expect(p.packets).toContainEqual(expect.stringMatching(/^rcvd \[IPCP ConfNak id=0x[0-9a-f]+ <addr [\d.]+> <ms-dns1 [\d.]+>\]$/));
-  expect(p.packets).toContainEqual(expect.stringMatching(/^rcvd \[IPCP ConfAck id=0x[0-9a-f]+ <addr [\d.]+> <ms-dns1 [\d.]+>\]$/));
-  // IPV6CP is not offered by this gateway configuration: Protocol-Reject.
-  expect(p.ipv6cp).toBe("Protocol-Reject for 'IPv6 Control Protocol' (0x8057) received");
-}
-
-function printTimings(run: Run): void {
-  const r = run.result;
-  const rows: string[][] = [['scenario', 'outcome', 'connect', 'ping', 'hang-up', 'attempts', 'gw set-up', 'host: start->pinged', 'hang-up->gone']];
-  for (const [name, rec] of run.records) {
-    const m = (ev: string) => marker(run.markers, name, ev);
-    const refused = m('failed')?.args[0] ?? m('not-connected')?.args[0];
-    const end = rec.scenario.kind === 'sstpc' ? m('exited')?.args[2] : m('closed')?.args[0];
-    const setup = rec.sessions.find((s) => s.setupSeconds !== undefined)?.setupSeconds;
-    rows.push([
-      name,
-      refused !== undefined ? 'refused' : m('pinged')?.args[0] === '0' ? 'pinged' : 'no ping',
-      refused !== undefined ? ms(refused) : ms(m('connected')?.args[0]),
-      ms(m('pinged')?.args[1]),
-      ms(end),
-      rec.scenario.kind === 'sstpc' ? (m('exited')?.args[3] ?? '-') : '1',
-      ms(setup === undefined ? undefined : setup * 1000),
-      ms(rec.hostConnectMs),
-      ms(rec.hostTeardownMs),
-    ]);
-  }
-  const table = formatTable(rows);
-  const client = marker(run.markers, 'client', 'exited')?.args[2];
-  process.stderr.write(
-    [
-      '',
-      '  SSTP interop timings (TCG guest on 2 shared cores; guest clock unless marked host; no speed is asserted):',
-      `    guest boot-to-command ${r.bootMs.toFixed(0)} ms (${r.pvh ? 'PVH vmlinux' : 'bzImage'}), whole guest run ${(r.totalMs / 1000).toFixed(1)} s`,
-      `    our client compiled for the guest in ${run.build.ms.toFixed(0)} ms; its node process ran ${client ?? '?'} ms for all its runs`,
-      ...table.map((l) => `    ${l}`),
-      '',
-    ].join('\n'),
-  );
+  checkIpcp(p);
 }
