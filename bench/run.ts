@@ -18,6 +18,7 @@ const suites: Record<string, () => Promise<{ suite: BenchSuite }>> = {
   crypto: () => import('./crypto.js'),
   sstp: () => import('./sstp.js'),
   pptp: () => import('./pptp.js'),
+  floor: () => import('./floor.js'),
 };
 
 async function main(): Promise<void> {

@@ -69,7 +69,7 @@ export function discard(r: Ring, u32: Uint32Array): number {
   return n;
 }
 
-/** A UDP socket (in a namespace) on an I/O thread, with one ring: tx (generator) or rx (sink). */
+/** A UDP socket (in a namespace) on an I/O thread, with one ring: tx (generator) or rx (sink); or any socket or TUN fd (`kind`). */
 export class IoRing {
   readonly ring: Ring;
   readonly u32: Uint32Array;
@@ -83,6 +83,8 @@ export class IoRing {
     readonly fd: number,
     slots: number,
     batch = 64,
+    /** 'tun': the fd is a TUN device (one read() / write() per packet, slots hold whole IP packets). */
+    readonly kind: 'socket' | 'tun' = 'socket',
   ) {
     const off = abi.DP_BASE;
     const mem = createMemory(Math.ceil((off + abi.RING_HEADER_SIZE + slots * abi.SLOT_SIZE) / abi.WASM_PAGE) + 1);
@@ -93,7 +95,7 @@ export class IoRing {
     this.dv.setUint32(off + abi.R_SLOTS, slots, true);
     this.dv.setUint32(off + abi.R_SLOT_SIZE, abi.SLOT_SIZE, true);
     this.ring = new Ring(mem, off);
-    this.handle = native.ioStart(this.u8, { fd, kind: 'socket', ...(role === 'tx' ? { txRing: off } : { rxRing: off }), batch }, () => {});
+    this.handle = native.ioStart(this.u8, { fd, kind, ...(role === 'tx' ? { txRing: off } : { rxRing: off }), batch }, () => {});
   }
 
   static udp(role: 'tx' | 'rx', o: { netns: string; address: string; port?: number; slots?: number }): IoRing {
@@ -114,6 +116,31 @@ export class IoRing {
       this.dv.setUint16(s + abi.S_AUX, port, true);
       this.dv.setUint16(s + abi.S_FLAGS, 0, true);
     }
+  }
+
+  /**
+   * Generator: fill every slot with one of `packets` (round robin), sent to
+   * `addr` (sockets; ignored by a TUN device) and port `port`: whole IP
+   * packets for a TUN device, payloads (e.g. GRE frames) for a socket.
+   */
+  prefillPackets(packets: readonly Uint8Array[], addr = '0.0.0.0', port = 0): void {
+    const r = this.ring;
+    for (let i = 0; i < r.slots; i++) {
+      const s = r.slotOffset(i);
+      const p = packets[i % packets.length]!;
+      this.u8.set(p, s + abi.SLOT_PAYLOAD_OFFSET);
+      this.dv.setUint16(s + abi.S_LEN, p.length, true);
+      this.dv.setUint16(s + abi.S_OFF, abi.SLOT_PAYLOAD_OFFSET, true);
+      this.dv.setUint32(s + abi.S_SESSION, abi.NO_SESSION, true);
+      this.dv.setUint32(s + abi.S_ADDR, slotAddr(addr), true);
+      this.dv.setUint16(s + abi.S_AUX, port, true);
+      this.dv.setUint16(s + abi.S_FLAGS, 0, true);
+    }
+  }
+
+  /** CPU seconds (user + system, its system calls' kernel work included) of this ring's I/O thread so far. */
+  cpuSeconds(): number {
+    return native.ioCpuSeconds(this.handle);
   }
 
   /** Generator: publish up to `max` prefilled slots; returns how many. */
