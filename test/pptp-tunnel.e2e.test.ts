@@ -12,31 +12,19 @@
  *   echo finds it dead and cleans up within the configured timers
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { netnsSupport, reportSkip } from './lib/netns.js';
+import { labSupport } from './lib/gateway-lab.js';
 import { bulkTransfer, startPptpLab, waitUntil, USERS, GATEWAY, type PptpLab } from './lib/pptp-lab.js';
+import { checkFirstTunnel, checkRefusedLogins, checkTunnelGone, poolUsed } from './lib/tunnel-checks.js';
 import { connectPptp, type PptpClient, type PptpClientOptions } from '../src/client/pptp.js';
-import { native } from '../src/dataplane/native.js';
 import type { PptpSessionEnd } from '../src/pptp/service.js';
-import { rejectsWith } from './lib/wait.js';
 
-const facility = await netnsSupport();
-const built = facility.ok && (() => {
-  try {
-    native.abi();
-    return true;
-  } catch {
-    return false;
-  }
-})();
-const f = facility.ok && !built ? { ok: false, reason: 'the native addon is not built (npm ci)' } : facility;
-reportSkip('PPTP tunnel end-to-end tests', f);
+const f = await labSupport('PPTP tunnel end-to-end tests');
 
 const mbit = (bytes: number, ms: number) => ((bytes * 8) / (ms / 1000) / 1e6).toFixed(0);
 
 describe.skipIf(!f.ok)('PPTP gateway and client in namespaces', () => {
   let L: PptpLab;
   const clients: PptpClient[] = [];
-  const pool = () => L.gateway.ctx.pool('default') as unknown as { used: number };
 
   beforeAll(async () => {
     L = await startPptpLab();
@@ -59,41 +47,18 @@ describe.skipIf(!f.ok)('PPTP gateway and client in namespaces', () => {
   it('pings the gateway and a host behind it through the tunnel (MPPE 128 stateful); listed; clean teardown', async () => {
     const c = await connect({ tun: { name: 'tpping0', routes: [`${L.behind.network}/24`] } });
     clients.push(c);
-    expect(c.ipv4).toMatch(/^198\.18\.128\.\d+$/);
-    expect(c.gateway).toBe(GATEWAY);
-    expect(c.dns).toEqual(['198.18.128.53']);
-    expect(c.mtu).toBe(1400);
     expect(c.mppe).toEqual({ bits: 128, stateless: false });
-
-    for (const dst of [GATEWAY, L.behind.host(1)]) {
-      const r = await L.b.exec(['ping', '-c', '5', '-i', '0.2', '-W', '2', '-s', '1000', dst], { allowFail: true, timeoutMs: 20_000 });
-      expect(r.stdout, `${dst}\n${r.stdout}${r.stderr}`).toMatch(/5 packets transmitted, 5 received/);
-    }
+    await checkFirstTunnel(L, c, 'pptp');
     const srv = L.dataplane.engines[0]!;
-    expect(srv.drops().spoofed_source).toBe(0n);
     expect(srv.drops().mppe_required).toBe(0n);
-
-    const list = L.gateway.sessions.list();
-    expect(list).toHaveLength(1);
-    expect(list[0]).toMatchObject({ protocol: 'pptp', user: 'alice', innerAddress: c.ipv4, state: 'up' });
-    expect(list[0]!.peer).toMatch(new RegExp(`^${L.link.host(2).replace(/\./g, '\\.')}:\\d+$`));
-    expect(list[0]!.bytesIn).toBeGreaterThanOrEqual(10 * 1028);
-    expect(list[0]!.bytesOut).toBeGreaterThanOrEqual(10 * 1028);
-    expect(pool().used).toBe(1);
-    const metrics = await L.metrics.text();
-    expect(metrics).toMatch(/^vpngw_auth_results_total\{method="mschapv2",outcome="success"\} 1$/m);
-    expect(metrics).toMatch(/^vpngw_session_setup_duration_seconds_count\{protocol="pptp"\} 1$/m);
 
     const end = await c.close();
     clients.splice(clients.indexOf(c), 1);
     expect(end.initiator).toBe('local');
     expect(end.ppp?.reason).toBe('admin');
     expect(end.call).toBe('local');
-    await waitUntil(() => L.gateway.sessions.size === 0 && L.service.liveSessions.length === 0, 10_000, 'the server session to go');
-    expect(pool().used).toBe(0);
+    await checkTunnelGone(L, 'tpping0', 10_000, () => L.service.liveSessions.length === 0);
     expect(srv.sessions.used).toBe(0);
-    const gone = await L.b.exec(['ip', 'link', 'show', 'tpping0'], { allowFail: true });
-    expect(gone.code).not.toBe(0);
   }, 60_000);
 
   for (const stateless of [false, true]) {
@@ -115,14 +80,7 @@ describe.skipIf(!f.ok)('PPTP gateway and client in namespaces', () => {
   }
 
   it('wrong password and unknown user: ERR_AUTH_REJECTED; the server session is gone and holds no address', async () => {
-    expect(pool().used).toBe(0);
-    await rejectsWith(connect({ password: 'not the password', tun: false }), 'ERR_AUTH_REJECTED');
-    await waitUntil(() => L.service.liveSessions.length === 0, 10_000, 'the refused session to go');
-    expect(L.gateway.sessions.size).toBe(0);
-    expect(pool().used).toBe(0);
-    expect(await L.metrics.text()).toMatch(/^vpngw_auth_results_total\{method="mschapv2",outcome="bad-credentials"\} 1$/m);
-    await rejectsWith(connect({ username: 'mallory', tun: false }), 'ERR_AUTH_REJECTED');
-    await waitUntil(() => L.service.liveSessions.length === 0, 10_000, 'the refused session to go');
+    await checkRefusedLogins(L, connect, () => L.service.liveSessions.length === 0);
     expect(L.dataplane.engines[0]!.sessions.used).toBe(0);
   }, 60_000);
 });
@@ -143,7 +101,7 @@ async function vanish(L: PptpLab, tunName: string): Promise<{ ms: number; end: P
     for (const l of links) await L.b.ip('link', 'set', l, 'down');
     await waitUntil(() => L.gateway.sessions.size === 0 && L.service.liveSessions.length === 0, 30_000, 'the server to clean up');
     const ms = performance.now() - t0;
-    expect((L.gateway.ctx.pool('default') as unknown as { used: number }).used).toBe(0);
+    expect(poolUsed(L)).toBe(0);
     expect(L.dataplane.engines[0]!.sessions.used).toBe(0);
     expect(await L.metrics.text()).toMatch(/^vpngw_keepalive_timeouts_total\{protocol="pptp"\} 1$/m);
     for (const l of links) await L.b.ip('link', 'set', l, 'up');

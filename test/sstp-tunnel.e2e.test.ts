@@ -13,33 +13,21 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import * as abi from '../assembly/abi.js';
-import { netnsSupport, reportSkip } from './lib/netns.js';
 import { startSstpLab, waitUntil, USERS, GATEWAY, type SstpLab } from './lib/sstp-lab.js';
-import { bulkTransfer } from './lib/gateway-lab.js';
+import { bulkTransfer, labSupport } from './lib/gateway-lab.js';
+import { checkFirstTunnel, checkRefusedLogins, checkTunnelGone, poolUsed } from './lib/tunnel-checks.js';
 import { connectSstp, type SstpClient } from '../src/client/sstp.js';
 import { DataPlane } from '../src/dataplane/engine.js';
-import { native } from '../src/dataplane/native.js';
 import { MessageType } from '../src/sstp/constants.js';
 import { CALL_CONNECTED_MAC_OFFSET } from '../src/sstp/codec.js';
 import { icmpEcho, ipv4Packet } from './lib/packets.js';
 import { rejectsWith } from './lib/wait.js';
 
-const facility = await netnsSupport();
-const built = facility.ok && (() => {
-  try {
-    native.abi();
-    return true;
-  } catch {
-    return false;
-  }
-})();
-const f = facility.ok && !built ? { ok: false, reason: 'the native addon is not built (npm ci)' } : facility;
-reportSkip('SSTP tunnel end-to-end tests', f);
+const f = await labSupport('SSTP tunnel end-to-end tests');
 
 describe.skipIf(!f.ok)('SSTP gateway and client in namespaces', () => {
   let L: SstpLab;
   const clients: SstpClient[] = [];
-  const pool = () => L.gateway.ctx.pool('default') as unknown as { used: number };
 
   beforeAll(async () => {
     L = await startSstpLab();
@@ -65,41 +53,15 @@ describe.skipIf(!f.ok)('SSTP gateway and client in namespaces', () => {
   it('pings the gateway and a host behind it through the tunnel; the session is listed; clean teardown', async () => {
     const c = await connect({ tun: { name: 'tcping0', routes: [`${L.behind.network}/24`] } });
     clients.push(c);
-    expect(c.ipv4).toMatch(/^198\.18\.128\.\d+$/);
-    expect(c.gateway).toBe(GATEWAY);
-    expect(c.dns).toEqual(['198.18.128.53']);
-    expect(c.mtu).toBe(1400);
     expect(c.hashProtocol).toBe(2); // SHA-256 offered and chosen
-
-    for (const dst of [GATEWAY, L.behind.host(1)]) {
-      const r = await L.b.exec(['ping', '-c', '5', '-i', '0.2', '-W', '2', '-s', '1000', dst], { allowFail: true, timeoutMs: 20_000 });
-      expect(r.stdout, `${dst}\n${r.stdout}${r.stderr}`).toMatch(/5 packets transmitted, 5 received/);
-    }
-    // The inside source address is the assigned one (the server dropped nothing as spoofed).
-    const srv = L.dataplane.engines[0]!;
-    expect(srv.drops().spoofed_source).toBe(0n);
-
-    const list = L.gateway.sessions.list();
-    expect(list).toHaveLength(1);
-    expect(list[0]).toMatchObject({ protocol: 'sstp', user: 'alice', innerAddress: c.ipv4, state: 'up' });
-    expect(list[0]!.peer).toMatch(new RegExp(`^${L.link.host(2).replace(/\./g, '\\.')}:\\d+$`));
-    expect(list[0]!.bytesIn).toBeGreaterThanOrEqual(10 * 1028);
-    expect(list[0]!.bytesOut).toBeGreaterThanOrEqual(10 * 1028);
-    expect(pool().used).toBe(1);
-    const metrics = await L.metrics.text();
-    expect(metrics).toMatch(/^vpngw_auth_results_total\{method="mschapv2",outcome="success"\} 1$/m);
-    expect(metrics).toMatch(/^vpngw_session_setup_duration_seconds_count\{protocol="sstp"\} 1$/m);
+    await checkFirstTunnel(L, c, 'sstp');
 
     const end = await c.close();
     clients.splice(clients.indexOf(c), 1);
     expect(end.initiator).toBe('local');
     expect(end.call).toMatchObject({ reason: 'disconnected', initiator: 'local' });
     expect(end.ppp?.reason).toBe('admin');
-    await waitUntil(() => L.gateway.sessions.size === 0, 5_000, 'the server session to go');
-    expect(pool().used).toBe(0);
-    // The client's TUN device went with its fd.
-    const gone = await L.b.exec(['ip', 'link', 'show', 'tcping0'], { allowFail: true });
-    expect(gone.code).not.toBe(0);
+    await checkTunnelGone(L, 'tcping0', 5_000);
   }, 60_000);
 
   it('carries 50 MB of TCP each way with matching SHA-256', async () => {
@@ -119,14 +81,7 @@ describe.skipIf(!f.ok)('SSTP gateway and client in namespaces', () => {
   }, 180_000);
 
   it('wrong password: the client fails with ERR_AUTH_REJECTED; the server session is gone and holds no address', async () => {
-    expect(pool().used).toBe(0);
-    await rejectsWith(connect({ password: 'not the password', tun: false }), 'ERR_AUTH_REJECTED');
-    await waitUntil(() => L.gateway.sessions.size === 0, 10_000, 'the refused session to go');
-    expect(pool().used).toBe(0);
-    expect(await L.metrics.text()).toMatch(/^vpngw_auth_results_total\{method="mschapv2",outcome="bad-credentials"\} 1$/m);
-    // Unknown user too.
-    await rejectsWith(connect({ username: 'mallory', tun: false }), 'ERR_AUTH_REJECTED');
-    await waitUntil(() => L.gateway.sessions.size === 0, 10_000, 'the refused session to go');
+    await checkRefusedLogins(L, connect, () => L.gateway.sessions.size === 0);
   }, 60_000);
 
   it('tampered Compound MAC: the server answers Call Abort (ERR_CRYPTO_BINDING) and cleans up', async () => {
@@ -142,7 +97,7 @@ describe.skipIf(!f.ok)('SSTP gateway and client in namespaces', () => {
     const e = await rejectsWith(connect({ tamper: flip, tun: false }), 'ERR_CRYPTO_BINDING');
     expect(e.message).toMatch(/crypto binding/);
     await waitUntil(() => L.gateway.sessions.size === 0, 10_000, 'the aborted session to go');
-    expect(pool().used).toBe(0);
+    expect(poolUsed(L)).toBe(0);
     // And a correct client right after still gets in.
     const ok = await connect({ tun: false });
     await ok.close();
@@ -191,7 +146,7 @@ describe.skipIf(!f.ok)('SSTP gateway and client in namespaces', () => {
       await Promise.all(cs.map((c) => c.close()));
       clients.length = 0;
       await waitUntil(() => L.gateway.sessions.size === 0, 20_000, 'all sessions to go');
-      expect(pool().used).toBe(0);
+      expect(poolUsed(L)).toBe(0);
     } finally {
       clearInterval(drain);
       dp.close();
