@@ -20,52 +20,35 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { NetLab, netnsSupport, reportSkip, uniqueIfName, type Netns, type Subnet } from './lib/netns.js';
-import { LabClients, type LabTunnel } from './lib/ops-lab.js';
-import { buildCli, cliBuildMissing, printedFingerprint, runVpngw, serveReady, spawnVpngw, waitUntil, type CliBuild, type Proc } from './lib/vpngw-cli.js';
+import { uniqueIfName } from './lib/netns.js';
+import { GATEWAY } from './lib/gateway-lab.js';
+import { type LabClients, type LabTunnel } from './lib/ops-lab.js';
+import { openServeLab, serveLabSupport, type ServeLab } from './lib/serve-lab.js';
+import { printedFingerprint, waitUntil, type Proc } from './lib/vpngw-cli.js';
 import { findSecrets } from './lib/secrets.js';
 import { icmpEcho, ipv4Packet } from './lib/packets.js';
 import type { SessionInfo } from '../src/admin/types.js';
 
-const facility = await netnsSupport();
-const missing = facility.ok ? cliBuildMissing() : '';
-const f = facility.ok && missing ? { ok: false, reason: missing } : facility;
-reportSkip('admin API and vpngw sessions against real sessions', f);
+const f = await serveLabSupport('admin API and vpngw sessions against real sessions');
 
-const GATEWAY = '198.18.128.1';
 const TOKEN = `ops-admin-${randomBytes(16).toString('base64url')}`;
 const PASSWORDS = { alice: `alice-${randomBytes(8).toString('base64url')}`, bob: `bob-${randomBytes(8).toString('base64url')}`, carol: `carol-${randomBytes(8).toString('base64url')}` };
 
 describe.skipIf(!f.ok)('admin API and vpngw sessions against real sessions of a vpngw serve process', () => {
-  let cli: CliBuild;
-  let lab: NetLab;
-  let a: Netns;
-  let b: Netns;
-  let link: Subnet;
-  let tmp: string;
-  let cfg: string;
+  let L: ServeLab;
   let server: Proc;
   let clients: LabClients;
   let adminUrl: string;
-  const procs: Proc[] = [];
 
   /** `vpngw ARGS` in ns B (where an operator's workstation would be). */
-  const vpngw = (args: string[], env: Record<string, string> = {}) => runVpngw(cli, b, args, env);
+  const vpngw = (args: string[], env: Record<string, string> = {}) => L.run(L.b, args, env);
 
   beforeAll(async () => {
-    cli = await buildCli();
-    tmp = mkdtempSync(path.join(os.tmpdir(), 'vpngw-ops-admin-'));
-    lab = new NetLab();
-    a = await lab.netns('adm-srv');
-    b = await lab.netns('adm-cli');
-    do link = await lab.subnet();
-    while (link.network === '198.18.128.0');
-    await lab.veth(a, b, { aAddr: link.cidr(1), bAddr: link.cidr(2) });
+    L = await openServeLab('adm', 'vpngw-ops-admin-');
+    const { link, cfg, tmp } = L;
     adminUrl = `http://${link.host(1)}:9477`;
-    cfg = path.join(tmp, 'vpngw.yaml');
     writeFileSync(
       cfg,
       `stateDir: state
@@ -81,35 +64,23 @@ admin: {listen: ${link.host(1)}, port: 9477, token: ${JSON.stringify(TOKEN)}}
     );
     // The users, as an operator adds them (password from a file, never an argument).
     for (const [u, pw] of Object.entries(PASSWORDS)) {
-      const pwFile = path.join(tmp, `${u}.pw`);
-      writeFileSync(pwFile, `${pw}\n`, { mode: 0o600 });
-      const r = await runVpngw(cli, undefined, ['users', 'add', u, '--config', cfg, '--password-file', pwFile]);
-      expect(r.code, r.stderr).toBe(0);
-      expect(r.stdout).toBe(`added user ${u} to ${path.join(tmp, 'state/users.yaml')}\n`);
+      expect(await L.addUser(u, pw)).toBe(`added user ${u} to ${path.join(tmp, 'state/users.yaml')}\n`);
     }
-    expect((await runVpngw(cli, undefined, ['config', 'check', cfg])).stdout).toBe(`${cfg}: ok\n`);
+    expect((await L.run(undefined, ['config', 'check', cfg])).stdout).toBe(`${cfg}: ok\n`);
     // The same listener without a token is refused before anything starts.
     const open = path.join(tmp, 'no-token.yaml');
     writeFileSync(open, readFileSync(cfg, 'utf8').replace(/, token: "[^"]+"/, ''));
-    const bad = await runVpngw(cli, undefined, ['config', 'check', open]);
+    const bad = await L.run(undefined, ['config', 'check', open]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain(`admin.token: expected a bearer token: admin.listen ${link.host(1)} is not a loopback address`);
 
-    server = spawnVpngw(cli, a, ['serve', '--config', cfg]);
-    procs.push(server);
-    await serveReady(server);
+    server = await L.serve();
     expect(server.err).toContain(`admin API on ${adminUrl}`);
-    const fingerprint = printedFingerprint(server.err);
-    clients = new LabClients({ serverAddress: link.host(1), sstpPort: 443, pptpPort: 1723, fingerprint, b });
+    clients = L.clientsOf(server);
   }, 240_000);
 
   afterAll(async () => {
-    await clients?.close();
-    for (const p of procs) if (p.exit === undefined) p.child.kill('SIGTERM');
-    await Promise.race([Promise.all(procs.map((p) => p.exited)), new Promise((r) => setTimeout(r, 15_000))]);
-    await lab?.cleanup();
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
-    cli?.remove();
+    await L?.close('SIGTERM');
   }, 60_000);
 
   it('lists, kills by id and kills by user, with the protocol teardowns; the token is required off loopback', async () => {
@@ -122,14 +93,11 @@ admin: {listen: ${link.host(1)}, port: 9477, token: ${JSON.stringify(TOKEN)}}
     };
     const fp = printedFingerprint(server.err);
     const ctun = uniqueIfName('tcla');
-    const connect = spawnVpngw(cli, b, ['connect', `sstp://bob@${link.host(1)}`, '--fingerprint', fp, '--tun', ctun], { VPNGW_PASSWORD: PASSWORDS.bob });
-    procs.push(connect);
-    await waitUntil(() => /vpngw: connected: /.test(connect.err) || connect.exit !== undefined, 30_000, 'vpngw connect to connect');
-    expect(connect.exit, connect.err).toBeUndefined();
+    const connect = (await L.connect([[`sstp://bob@${L.link.host(1)}`, '--fingerprint', fp, '--tun', ctun]], { VPNGW_PASSWORD: PASSWORDS.bob }))[0]!;
     const connectAddr = /connected: address (\S+) on/.exec(connect.err)![1]!;
 
     // Traffic, so the byte counts are not zero: 5 pings from the process's TUN, 4 echoes on each in-process tunnel.
-    const ping = await b.exec(['ping', '-c', '5', '-i', '0.2', '-W', '2', '-s', '472', '-I', ctun, GATEWAY], { allowFail: true, timeoutMs: 20_000 });
+    const ping = await L.b.exec(['ping', '-c', '5', '-i', '0.2', '-W', '2', '-s', '472', '-I', ctun, GATEWAY], { allowFail: true, timeoutMs: 20_000 });
     expect(ping.stdout, ping.stderr).toMatch(/5 packets transmitted, 5 received/);
     for (const t of Object.values(tunnels)) {
       for (let seq = 1; seq <= 4; seq++) t.sendIp(ipv4Packet(t.ipv4, GATEWAY, 1, icmpEcho(8, t.sessionIndex, seq, new Uint8Array(100)), 64, seq));
@@ -138,7 +106,7 @@ admin: {listen: ${link.host(1)}, port: 9477, token: ${JSON.stringify(TOKEN)}}
 
     // Without the token: refused (401), except the probes.
     const status = async (p: string) =>
-      Number((await b.exec([process.execPath, '-e', `fetch(${JSON.stringify(adminUrl + p)}).then(r => console.log(r.status), e => console.log(e.cause?.code ?? e))`])).stdout.trim());
+      Number((await L.b.exec([process.execPath, '-e', `fetch(${JSON.stringify(adminUrl + p)}).then(r => console.log(r.status), e => console.log(e.cause?.code ?? e))`])).stdout.trim());
     expect(await status('/healthz')).toBe(200);
     expect(await status('/readyz')).toBe(200);
     expect(await status('/sessions')).toBe(401);
@@ -150,7 +118,7 @@ admin: {listen: ${link.host(1)}, port: 9477, token: ${JSON.stringify(TOKEN)}}
     expect(wrongToken.code).toBe(1);
 
     // `vpngw sessions list --json` with URL and token from the config file.
-    const listed = await vpngw(['sessions', 'list', '--config', cfg, '--json']);
+    const listed = await vpngw(['sessions', 'list', '--config', L.cfg, '--json']);
     expect(listed.code, listed.stderr).toBe(0);
     const sessions = JSON.parse(listed.stdout) as SessionInfo[];
     const want = [
@@ -158,7 +126,7 @@ admin: {listen: ${link.host(1)}, port: 9477, token: ${JSON.stringify(TOKEN)}}
       { protocol: 'sstp', user: 'bob', innerAddress: connectAddr },
     ];
     expect(sessions.map((s) => ({ protocol: s.protocol, user: s.user, innerAddress: s.innerAddress })).sort(byAddr)).toEqual(want.sort(byAddr));
-    const peer = new RegExp(`^${link.host(2).replace(/\./g, '\\.')}:\\d+$`);
+    const peer = new RegExp(`^${L.link.host(2).replace(/\./g, '\\.')}:\\d+$`);
     for (const s of sessions) {
       expect(s.state).toBe('up');
       expect(s.peer).toMatch(peer);
@@ -172,7 +140,7 @@ admin: {listen: ${link.host(1)}, port: 9477, token: ${JSON.stringify(TOKEN)}}
     const connectSession = sessions.find((s) => s.innerAddress === connectAddr)!;
 
     // The table, with --url and --token-file.
-    const tokenFile = path.join(tmp, 'admin.token');
+    const tokenFile = path.join(L.tmp, 'admin.token');
     writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
     const table = await vpngw(['sessions', '--url', adminUrl, '--token-file', tokenFile]);
     expect(table.code, table.stderr).toBe(0);
@@ -190,7 +158,7 @@ admin: {listen: ${link.host(1)}, port: 9477, token: ${JSON.stringify(TOKEN)}}
     }
 
     // kill ID: the `vpngw connect` process is told (SSTP Call Disconnect) and exits 0.
-    let r = await vpngw(['sessions', 'kill', connectSession.id, '--config', cfg]);
+    let r = await vpngw(['sessions', 'kill', connectSession.id, '--config', L.cfg]);
     expect([r.code, r.stdout, r.stderr]).toEqual([0, `disconnected session ${connectSession.id}\n`, '']);
     const ex = await Promise.race([connect.exited, new Promise((res) => setTimeout(() => res('timeout'), 15_000))]);
     expect(ex, connect.err).toEqual({ code: 0, signal: null });
@@ -207,11 +175,11 @@ admin: {listen: ${link.host(1)}, port: 9477, token: ${JSON.stringify(TOKEN)}}
     expect(await tunnels.carol1!.ended).toEqual({ initiator: 'peer', detail: 'control peer-stop, call peer-disconnect' });
 
     // kill --user alice: both of alice's sessions (SSTP and PPTP), nothing else.
-    r = await vpngw(['sessions', 'kill', '--user', 'alice', '--config', cfg]);
+    r = await vpngw(['sessions', 'kill', '--user', 'alice', '--config', L.cfg]);
     expect([r.code, r.stdout]).toEqual([0, 'disconnected 2 sessions of alice\n']);
     expect(await tunnels.alice1!.ended).toEqual({ initiator: 'peer', detail: 'call disconnected (peer)' });
     expect(await tunnels.alice2!.ended).toEqual({ initiator: 'peer', detail: 'control peer-stop, call peer-disconnect' });
-    const left = JSON.parse((await vpngw(['sessions', '--config', cfg, '--json'])).stdout) as SessionInfo[];
+    const left = JSON.parse((await vpngw(['sessions', '--config', L.cfg, '--json'])).stdout) as SessionInfo[];
     expect(left.map((s) => [s.user, s.protocol, s.innerAddress])).toEqual([['bob', 'sstp', tunnels.bob1!.ipv4]]);
     // The survivor still carries traffic.
     const before = tunnels.bob1!.echoReplies();
@@ -219,9 +187,9 @@ admin: {listen: ${link.host(1)}, port: 9477, token: ${JSON.stringify(TOKEN)}}
     await waitUntil(() => tunnels.bob1!.echoReplies() > before, 5_000, "an echo reply on bob's tunnel");
 
     // Unknown ids and users.
-    r = await vpngw(['sessions', 'kill', '00000000-0000-0000-0000-000000000000', '--config', cfg]);
+    r = await vpngw(['sessions', 'kill', '00000000-0000-0000-0000-000000000000', '--config', L.cfg]);
     expect([r.code, r.stderr]).toEqual([1, 'vpngw: ERR_ADMIN: no session 00000000-0000-0000-0000-000000000000\n']);
-    r = await vpngw(['sessions', 'kill', '--user', 'nobody', '--config', cfg]);
+    r = await vpngw(['sessions', 'kill', '--user', 'nobody', '--config', L.cfg]);
     expect([r.code, r.stdout]).toEqual([0, 'disconnected 0 sessions of nobody\n']);
 
     // The server logged the refusals and the disconnects, never a password or the token.

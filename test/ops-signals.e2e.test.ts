@@ -23,38 +23,27 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { NetLab, netnsSupport, reportSkip, uniqueIfName, type Netns, type Subnet } from './lib/netns.js';
-import { LabClients, type LabTunnel } from './lib/ops-lab.js';
-import { buildCli, cliBuildMissing, printedFingerprint, runVpngw, serveReady, spawnVpngw, waitUntil, type CliBuild, type Proc } from './lib/vpngw-cli.js';
+import { uniqueIfName } from './lib/netns.js';
+import { GATEWAY } from './lib/gateway-lab.js';
+import { type LabClients, type LabTunnel } from './lib/ops-lab.js';
+import { openServeLab, serveLabSupport, type ServeLab } from './lib/serve-lab.js';
+import { printedFingerprint, waitUntil, type Proc } from './lib/vpngw-cli.js';
 import { icmpEcho, ipv4Packet } from './lib/packets.js';
 import { isVpnError } from '../src/util/errors.js';
-import type { SessionInfo } from '../src/admin/types.js';
 import { SHUTDOWN_GRACE_MS } from '../src/cli/serve.js';
 import { TEARDOWN_LCP_WAIT_MS } from '../src/sstp/server-session.js';
 
-const facility = await netnsSupport();
-const missing = facility.ok ? cliBuildMissing() : '';
-const f = facility.ok && missing ? { ok: false, reason: missing } : facility;
-reportSkip('SIGHUP and SIGTERM of vpngw serve with live tunnels', f);
+const f = await serveLabSupport('SIGHUP and SIGTERM of vpngw serve with live tunnels');
 
-const GATEWAY = '198.18.128.1';
 const PASSWORDS = { alice: `alice-${randomBytes(8).toString('base64url')}`, dave: `dave-${randomBytes(8).toString('base64url')}` };
 
 describe.skipIf(!f.ok)('vpngw serve: SIGHUP and SIGTERM with live tunnels', () => {
-  let cli: CliBuild;
-  let lab: NetLab;
-  let a: Netns;
-  let b: Netns;
-  let link: Subnet;
-  let tmp: string;
-  let cfg: string;
+  let L: ServeLab;
   let tun: string;
   let server: Proc;
   let clients: LabClients;
-  const procs: Proc[] = [];
   /** Tunnels that must survive every reload. */
   const survivors: LabTunnel[] = [];
 
@@ -62,28 +51,12 @@ describe.skipIf(!f.ok)('vpngw serve: SIGHUP and SIGTERM with live tunnels', () =
 dataplane: {workers: 2, maxSessionsPerWorker: 64, tun: {name: ${tun}, mtu: 1400}}
 users: {demoUser: false}
 auth: {sstp: [mschapv2, eap-mschapv2]}
-sstp: {listen: ${link.host(1)}, port: 443}
-pptp: {enabled: true, listen: ${link.host(1)}, port: 1723}
+sstp: {listen: ${L.link.host(1)}, port: 443}
+pptp: {enabled: true, listen: ${L.link.host(1)}, port: 1723}
 limits: ${extra.limits ?? '{maxSessionsPerUser: 8, authFailuresPerSourcePerMinute: 100}'}
 log: ${extra.log ?? '{level: info}'}
 admin: {port: 9477}
 `;
-  const users = async (args: string[], password?: string) => {
-    const extra: string[] = [];
-    if (password !== undefined) {
-      const pw = path.join(tmp, `pw-${randomBytes(4).toString('hex')}`);
-      writeFileSync(pw, `${password}\n`, { mode: 0o600 });
-      extra.push('--password-file', pw);
-    }
-    const r = await runVpngw(cli, undefined, ['users', ...args, '--config', cfg, ...extra]);
-    expect(r.code, r.stderr).toBe(0);
-    return r.stdout;
-  };
-  const sessions = async (): Promise<SessionInfo[]> => {
-    const r = await runVpngw(cli, a, ['sessions', '--config', cfg, '--json']);
-    expect(r.code, r.stderr).toBe(0);
-    return JSON.parse(r.stdout) as SessionInfo[];
-  };
   /** Send SIGHUP and wait until the server logged `count` more lines matching `done` (its stdout is its log). */
   const hup = async (done: RegExp, what: string) => {
     const before = server.out.split('\n').filter((l) => done.test(l)).length;
@@ -103,43 +76,36 @@ admin: {port: 9477}
     ts.forEach((t, i) => t.sendIp(ipv4Packet(t.ipv4, GATEWAY, 1, icmpEcho(8, t.sessionIndex, 100 + i, new Uint8Array(32)), 64, 7)));
     await waitUntil(() => ts.every((t, i) => t.echoReplies() > before[i]!), 10_000, 'an echo reply through every surviving tunnel');
   };
+  /** `vpngw connect` processes as dave, by SSTP and by PPTP, each with a TUN device in ns B. */
+  const connectProcesses = () =>
+    L.connect(
+      [
+        [`sstp://dave@${L.link.host(1)}`, '--fingerprint', printedFingerprint(server.err), '--tun', uniqueIfName('tcs')],
+        [`pptp://dave@${L.link.host(1)}`, '--tun', uniqueIfName('tcp')],
+      ],
+      { VPNGW_PASSWORD: PASSWORDS.dave },
+    );
 
   beforeAll(async () => {
-    cli = await buildCli();
-    tmp = mkdtempSync(path.join(os.tmpdir(), 'vpngw-ops-signals-'));
-    lab = new NetLab();
-    a = await lab.netns('sig-srv');
-    b = await lab.netns('sig-cli');
-    do link = await lab.subnet();
-    while (link.network === '198.18.128.0');
-    await lab.veth(a, b, { aAddr: link.cidr(1), bAddr: link.cidr(2) });
+    L = await openServeLab('sig', 'vpngw-ops-signals-');
     tun = uniqueIfName('tsig');
-    cfg = path.join(tmp, 'vpngw.yaml');
-    writeFileSync(cfg, config());
-    await users(['add', 'alice'], PASSWORDS.alice);
-
-    server = spawnVpngw(cli, a, ['serve', '--config', cfg]);
-    procs.push(server);
-    await serveReady(server);
-    const fingerprint = printedFingerprint(server.err);
-    clients = new LabClients({ serverAddress: link.host(1), sstpPort: 443, pptpPort: 1723, fingerprint, b });
+    writeFileSync(L.cfg, config());
+    await L.addUser('alice', PASSWORDS.alice);
+    server = await L.serve();
+    clients = L.clientsOf(server);
   }, 240_000);
 
   afterAll(async () => {
-    await clients?.close();
-    for (const p of procs) if (p.exit === undefined) p.child.kill('SIGKILL');
-    await lab?.cleanup();
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
-    cli?.remove();
+    await L?.close();
   }, 60_000);
 
   it('SIGHUP reloads users (added: in, deleted: out) and policies; an invalid file keeps the old config; sessions survive', async () => {
     survivors.push(await clients.open('sstp', 'alice', PASSWORDS.alice), await clients.open('pptp', 'alice', PASSWORDS.alice));
-    const ids = (await sessions()).map((s) => s.id).sort();
+    const ids = (await L.sessions()).map((s) => s.id).sort();
     expect(ids).toHaveLength(2);
 
     // A user added on disk is not known until SIGHUP.
-    expect(await users(['add', 'dave'], PASSWORDS.dave)).toBe(`added user dave to ${path.join(tmp, 'state/users.yaml')}\n`);
+    expect(await L.addUser('dave', PASSWORDS.dave)).toBe(`added user dave to ${path.join(L.tmp, 'state/users.yaml')}\n`);
     await refused('sstp', 'dave');
     await hup(/"msg":"users: user store reloaded"/, 'the user store reload');
     expect(server.out).toMatch(/"users":2,"msg":"users: user store reloaded"/);
@@ -147,17 +113,19 @@ admin: {port: 9477}
     await carries([...survivors, ...daves]);
 
     // A deleted user cannot log in any more; their running sessions stay.
-    expect(await users(['del', 'alice'])).toBe('deleted user alice\n');
+    const del = await L.run(undefined, ['users', 'del', 'alice', '--config', L.cfg]);
+    expect(del.code, del.stderr).toBe(0);
+    expect(del.stdout).toBe('deleted user alice\n');
     await hup(/"users":1,"msg":"users: user store reloaded"/, 'the user store reload without alice');
     await refused('sstp', 'alice');
     await refused('pptp', 'alice');
-    const now = await sessions();
+    const now = await L.sessions();
     expect(now.filter((s) => s.user === 'alice').map((s) => s.id).sort()).toEqual(ids);
     expect(now.every((s) => s.state === 'up')).toBe(true);
     await carries(survivors);
 
     // An invalid file: every problem logged with its path, the running configuration kept.
-    writeFileSync(cfg, config({ limits: '{maxSessionsPerUser: lots, authFailuresPerSourcePerMinute: 100}', log: '{level: loud}' }));
+    writeFileSync(L.cfg, config({ limits: '{maxSessionsPerUser: lots, authFailuresPerSourcePerMinute: 100}', log: '{level: loud}' }));
     await hup(/keeping the running configuration/, 'the invalid reload to be refused');
     const refusal = server.out.split('\n').filter((l) => /"msg":"reload: /.test(l)).map((l) => JSON.parse(l) as { path?: string; level: string; msg: string });
     expect(refusal.filter((l) => l.level === 'error').map((l) => l.path).filter(Boolean)).toEqual(expect.arrayContaining(['limits.maxSessionsPerUser', 'log.level']));
@@ -166,13 +134,13 @@ admin: {port: 9477}
     await carries([...survivors, ...daves]);
 
     // A valid policy change applies to the next login: dave has 3 sessions, the limit becomes 3.
-    writeFileSync(cfg, config({ limits: '{maxSessionsPerUser: 3, authFailuresPerSourcePerMinute: 100}' }));
+    writeFileSync(L.cfg, config({ limits: '{maxSessionsPerUser: 3, authFailuresPerSourcePerMinute: 100}' }));
     await hup(/"msg":"reload: configuration applied"/, 'the reload to apply');
     expect(server.out).toMatch(/"applied":\[[^\]]*"limits[^\]]*\],"needsRestart":0,"msg":"reload: configuration applied"/);
     await refused('pptp', 'dave');
     expect(server.out).toMatch(/"reason":"rate-limited"/);
     survivors.push(...daves);
-    expect((await sessions()).map((s) => s.user).sort()).toEqual(['alice', 'alice', 'dave', 'dave', 'dave']);
+    expect((await L.sessions()).map((s) => s.user).sort()).toEqual(['alice', 'alice', 'dave', 'dave', 'dave']);
     await carries(survivors);
   }, 120_000);
 
@@ -180,29 +148,19 @@ admin: {port: 9477}
     // More tunnels: in-process SSTP and PPTP for dave's successor, and two `vpngw connect` processes (TUN devices in ns B).
     // (and the log level to debug: the protocol servers' loggers follow it)
     const reloadAt = server.out.length;
-    writeFileSync(cfg, config({ limits: '{maxSessionsPerUser: 32, authFailuresPerSourcePerMinute: 100}', log: '{level: debug}' }));
+    writeFileSync(L.cfg, config({ limits: '{maxSessionsPerUser: 32, authFailuresPerSourcePerMinute: 100}', log: '{level: debug}' }));
     await hup(/"msg":"reload: configuration applied"/, 'the limit to grow');
     expect(server.out.slice(reloadAt)).toMatch(/"applied":\["limits\.maxSessionsPerUser","log\.level"\]/);
     const more = await Promise.all([
       ...Array.from({ length: 4 }, () => clients.open('sstp', 'dave', PASSWORDS.dave)),
       ...Array.from({ length: 3 }, () => clients.open('pptp', 'dave', PASSWORDS.dave)),
     ]);
-    const fp = printedFingerprint(server.err);
-    const env = { VPNGW_PASSWORD: PASSWORDS.dave };
-    const connects = [
-      spawnVpngw(cli, b, ['connect', `sstp://dave@${link.host(1)}`, '--fingerprint', fp, '--tun', uniqueIfName('tcs')], env),
-      spawnVpngw(cli, b, ['connect', `pptp://dave@${link.host(1)}`, '--tun', uniqueIfName('tcp')], env),
-    ];
-    procs.push(...connects);
-    for (const c of connects) {
-      await waitUntil(() => /vpngw: connected: /.test(c.err) || c.exit !== undefined, 30_000, 'vpngw connect to connect');
-      expect(c.exit, c.err).toBeUndefined();
-    }
+    const connects = await connectProcesses();
     const debugLines = server.out.slice(reloadAt).split('\n').filter((l) => l.includes('"level":"debug"'));
     for (const m of ['sstp: recv', 'PPTP receive', 'LCP: Req-Sent -> Ack-Sent (RCR+)']) expect(debugLines.some((l) => l.includes(`"msg":"${m}"`)), m).toBe(true);
     const tunnels = [...survivors, ...more];
     await carries(tunnels);
-    const live = await sessions();
+    const live = await L.sessions();
     expect(live.filter((s) => s.state === 'up')).toHaveLength(tunnels.length + connects.length);
     const bySstp = live.filter((s) => s.protocol === 'sstp').length;
 
@@ -252,7 +210,7 @@ admin: {port: 9477}
     expect(log.some((l) => l.msg === 'sessions left after the servers stopped: tearing them down')).toBe(false);
     expect(server.err).toContain(`vpngw: SIGTERM: shutting down (up to ${SHUTDOWN_GRACE_MS / 1000} s)`);
     expect(server.err).toMatch(/vpngw: stopped\n$/);
-    const gone = await a.exec(['ip', 'link', 'show', tun], { allowFail: true });
+    const gone = await L.a.exec(['ip', 'link', 'show', tun], { allowFail: true });
     expect(gone.code).not.toBe(0);
     process.stderr.write(
       `\n  vpngw serve SIGTERM with ${live.length} live tunnels (${bySstp} SSTP, ${live.length - bySstp} PPTP, 2 of them vpngw connect processes): ` +
@@ -267,26 +225,14 @@ admin: {port: 9477}
       await server.exited;
     }
     // (dave exists when the first test ran; alone, this one adds him)
-    const listed = JSON.parse((await runVpngw(cli, undefined, ['users', 'list', '--config', cfg, '--json'])).stdout) as { username: string }[];
-    if (!listed.some((u) => u.username === 'dave')) await users(['add', 'dave'], PASSWORDS.dave);
+    const listed = JSON.parse((await L.run(undefined, ['users', 'list', '--config', L.cfg, '--json'])).stdout) as { username: string }[];
+    if (!listed.some((u) => u.username === 'dave')) await L.addUser('dave', PASSWORDS.dave);
     const errBefore = server.err;
-    server = spawnVpngw(cli, a, ['serve', '--config', cfg]);
-    procs.push(server);
-    await serveReady(server, 'vpngw serve to be ready again');
-    const fp = printedFingerprint(server.err);
-    expect(errBefore).toContain(fp);
+    server = await L.serve('vpngw serve to be ready again');
+    expect(errBefore).toContain(printedFingerprint(server.err));
     const live = [await clients.open('sstp', 'dave', PASSWORDS.dave), await clients.open('pptp', 'dave', PASSWORDS.dave)];
-    const env = { VPNGW_PASSWORD: PASSWORDS.dave };
-    const stalled = [
-      spawnVpngw(cli, b, ['connect', `sstp://dave@${link.host(1)}`, '--fingerprint', fp, '--tun', uniqueIfName('tcs')], env),
-      spawnVpngw(cli, b, ['connect', `pptp://dave@${link.host(1)}`, '--tun', uniqueIfName('tcp')], env),
-    ];
-    procs.push(...stalled);
-    for (const c of stalled) {
-      await waitUntil(() => /vpngw: connected: /.test(c.err) || c.exit !== undefined, 30_000, 'vpngw connect to connect');
-      expect(c.exit, c.err).toBeUndefined();
-    }
-    expect(await sessions()).toHaveLength(4);
+    const stalled = await connectProcesses();
+    expect(await L.sessions()).toHaveLength(4);
     for (const c of stalled) process.kill(c.child.pid!, 'SIGSTOP');
     try {
       const t0 = performance.now();
@@ -297,7 +243,7 @@ admin: {port: 9477}
       server.child.kill('SIGTERM');
       // Meanwhile the probes say: alive, not ready (a load balancer stops sending clients).
       const probe = async (p: string) =>
-        (await a.exec([process.execPath, '-e', `fetch('http://127.0.0.1:9477${p}').then(r => console.log(r.status), e => console.log(e.cause?.code ?? e))`])).stdout.trim();
+        (await L.a.exec([process.execPath, '-e', `fetch('http://127.0.0.1:9477${p}').then(r => console.log(r.status), e => console.log(e.cause?.code ?? e))`])).stdout.trim();
       expect([await probe('/healthz'), await probe('/readyz')]).toEqual(['200', '503']);
       const exit = await Promise.race([server.exited, new Promise((r) => setTimeout(() => r('timeout'), SHUTDOWN_GRACE_MS + 10_000))]);
       const ms = performance.now() - t0;

@@ -17,55 +17,31 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { NetLab, netnsSupport, reportSkip, uniqueIfName, type Netns, type Subnet } from './lib/netns.js';
-import { LabClients, type LabTunnel } from './lib/ops-lab.js';
-import { buildCli, cliBuildMissing, printedFingerprint, runVpngw, serveReady, spawnVpngw, waitUntil, type CliBuild, type Proc } from './lib/vpngw-cli.js';
+import { writeFileSync } from 'node:fs';
+import { uniqueIfName } from './lib/netns.js';
+import { GATEWAY } from './lib/gateway-lab.js';
+import { type LabClients, type LabTunnel } from './lib/ops-lab.js';
+import { openServeLab, serveLabSupport, type ServeLab } from './lib/serve-lab.js';
+import { waitUntil, type Proc } from './lib/vpngw-cli.js';
 import { icmpEcho, ipv4Packet } from './lib/packets.js';
 import type { SessionInfo } from '../src/admin/types.js';
 
-const facility = await netnsSupport();
-const missing = facility.ok ? cliBuildMissing() : '';
-const f = facility.ok && missing ? { ok: false, reason: missing } : facility;
-reportSkip('vpngw serve with two data-plane workers', f);
+const f = await serveLabSupport('vpngw serve with two data-plane workers');
 
-const GATEWAY = '198.18.128.1';
 const PASSWORD = `alice-${randomBytes(8).toString('base64url')}`;
 const SSTP_TUNNELS = 12;
 const PPTP_TUNNELS = 6;
 
 describe.skipIf(!f.ok)('vpngw serve with two data-plane workers', () => {
-  let cli: CliBuild;
-  let lab: NetLab;
-  let a: Netns;
-  let b: Netns;
-  let link: Subnet;
-  let tmp: string;
-  let cfg: string;
+  let L: ServeLab;
   let server: Proc;
   let clients: LabClients;
-  const procs: Proc[] = [];
-
-  const sessions = async (): Promise<SessionInfo[]> => {
-    const r = await runVpngw(cli, a, ['sessions', '--config', cfg, '--json']);
-    expect(r.code, r.stderr).toBe(0);
-    return JSON.parse(r.stdout) as SessionInfo[];
-  };
 
   beforeAll(async () => {
-    cli = await buildCli();
-    tmp = mkdtempSync(path.join(os.tmpdir(), 'vpngw-workers-'));
-    lab = new NetLab();
-    a = await lab.netns('wk-srv');
-    b = await lab.netns('wk-cli');
-    do link = await lab.subnet();
-    while (link.network === '198.18.128.0');
-    await lab.veth(a, b, { aAddr: link.cidr(1), bAddr: link.cidr(2) });
-    cfg = path.join(tmp, 'vpngw.yaml');
+    L = await openServeLab('wk', 'vpngw-workers-');
+    const { link } = L;
     writeFileSync(
-      cfg,
+      L.cfg,
       `stateDir: state
 dataplane: {workers: 2, maxSessionsPerWorker: 64, tun: {name: ${uniqueIfName('twk')}, mtu: 1400}}
 users: {demoUser: false}
@@ -77,24 +53,13 @@ log: {level: info}
 admin: {port: 9477}
 `,
     );
-    const pw = path.join(tmp, 'pw');
-    writeFileSync(pw, `${PASSWORD}\n`, { mode: 0o600 });
-    const r = await runVpngw(cli, undefined, ['users', 'add', 'alice', '--config', cfg, '--password-file', pw]);
-    expect(r.code, r.stderr).toBe(0);
-
-    server = spawnVpngw(cli, a, ['serve', '--config', cfg]);
-    procs.push(server);
-    await serveReady(server);
-    const fingerprint = printedFingerprint(server.err);
-    clients = new LabClients({ serverAddress: link.host(1), sstpPort: 443, pptpPort: 1723, fingerprint, b });
+    await L.addUser('alice', PASSWORD);
+    server = await L.serve();
+    clients = L.clientsOf(server);
   }, 240_000);
 
   afterAll(async () => {
-    await clients?.close();
-    for (const p of procs) if (p.exit === undefined) p.child.kill('SIGKILL');
-    await lab?.cleanup();
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
-    cli?.remove();
+    await L?.close();
   }, 60_000);
 
   it('sessions on both workers; uplink and TUN-side downlink through every tunnel; kill one; SIGTERM exits 0', async () => {
@@ -109,7 +74,7 @@ admin: {port: 9477}
     }
     expect(new Set(tunnels.map((t) => t.ipv4)).size).toBe(tunnels.length);
 
-    let list = await sessions();
+    let list = await L.sessions();
     expect(list).toHaveLength(tunnels.length);
     for (const s of list) expect(s).toMatchObject({ user: 'alice', state: 'up' });
     expect(list.filter((s) => s.protocol === 'sstp')).toHaveLength(SSTP_TUNNELS);
@@ -128,16 +93,16 @@ admin: {port: 9477}
 
     // Downlink from the TUN side: pings from ns A to every client address reach that client (our clients do not answer them).
     const requested = tunnels.map((t) => t.echoRequests());
-    await Promise.all(tunnels.map((t) => a.exec(['ping', '-c', '2', '-i', '0.2', '-W', '1', t.ipv4], { allowFail: true, timeoutMs: 10_000 })));
+    await Promise.all(tunnels.map((t) => L.a.exec(['ping', '-c', '2', '-i', '0.2', '-W', '1', t.ipv4], { allowFail: true, timeoutMs: 10_000 })));
     await waitUntil(() => tunnels.every((t, i) => t.echoRequests() >= requested[i]! + 2), 10_000, 'the pings from the gateway side to reach every client');
 
     // Byte counters (read by main from each worker's memory) and the metrics.
-    list = await sessions();
+    list = await L.sessions();
     for (const s of list) {
       expect(s.bytesIn, `${s.protocol} ${s.innerAddress} on worker ${s.worker}`).toBeGreaterThan(0);
       expect(s.bytesOut, `${s.protocol} ${s.innerAddress} on worker ${s.worker}`).toBeGreaterThan(0);
     }
-    const m = await a.exec(['curl', '-s', 'http://127.0.0.1:9477/metrics'], { timeoutMs: 10_000 });
+    const m = await L.a.exec(['curl', '-s', 'http://127.0.0.1:9477/metrics'], { timeoutMs: 10_000 });
     expect(m.stdout).toContain(`vpngw_sessions{protocol="sstp",state="up"} ${SSTP_TUNNELS}`);
     expect(m.stdout).toContain(`vpngw_sessions{protocol="pptp",state="up"} ${PPTP_TUNNELS}`);
     expect(m.stdout).toMatch(/^vpngw_ring_capacity_slots\{worker="0",ring="tun_rx"\} [1-9]\d*$/m);
@@ -151,7 +116,7 @@ admin: {port: 9477}
     expect(m.stdout).toMatch(/^vpngw_pool_addresses_used\{pool="default"\} 18$/m);
 
     // The operator's table names each session's worker.
-    const table = await runVpngw(cli, a, ['sessions', '--config', cfg]);
+    const table = await L.run(L.a, ['sessions', '--config', L.cfg]);
     expect(table.code, table.stderr).toBe(0);
     expect(table.stdout.split('\n')[0]).toMatch(/^ID +PROTOCOL +USER +PEER +INNER +STATE +WORKER +SINCE +BYTES IN +BYTES OUT$/);
     for (const s of list) expect(table.stdout).toMatch(new RegExp(`^${s.id} .* ${s.state} +${s.worker} +`, 'm'));
@@ -159,10 +124,10 @@ admin: {port: 9477}
     // Kill one session (on worker 1) with the CLI: the worker runs its teardown, its client is told.
     const victim = byWorker.get(1)![0]!;
     const vt = tunnels.find((t) => t.ipv4 === victim.innerAddress)!;
-    const r = await runVpngw(cli, a, ['sessions', 'kill', victim.id, '--config', cfg]);
+    const r = await L.run(L.a, ['sessions', 'kill', victim.id, '--config', L.cfg]);
     expect(r.code, r.stderr).toBe(0);
     expect((await vt.ended).initiator).toBe('peer');
-    list = await sessions();
+    list = await L.sessions();
     expect(list).toHaveLength(tunnels.length - 1);
     expect(list.map((s) => s.id)).not.toContain(victim.id);
 
