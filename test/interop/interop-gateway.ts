@@ -9,10 +9,11 @@
  *   eth <link.guestAddr> ═══ tap ═══════════ <link.hostAddr>  listeners of the protocol servers
  *   ppp0 / TUN <pool address> ◄─ tunnel ─►   TUN <inner.gateway>/24 (the gateway's inner address)
  *
- * The gateway is assembled as `vpngw serve` does it: a config parsed like a
- * file, Gateway, openDataplane (TUN in link.ns), the protocol servers the
- * caller makes, the local user store (one user with an NT hash only, one with
- * a cleartext password). Everything it logs at debug level is kept as JSON
+ * The gateway is assembled as `vpngw serve` does it (runGateway of
+ * test/lib/gateway-lab.ts): a config parsed like a file, Gateway,
+ * openDataplane (TUN in link.ns), the protocol servers the caller makes,
+ * the local user store (one user with an NT hash only, one with a
+ * cleartext password). Everything it logs at debug level is kept as JSON
  * records, so a test can check what the server saw.
  *
  * sstp-gateway.ts and pptp-gateway.ts add their protocol's config section and
@@ -23,15 +24,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
-import { Gateway, type ProtocolServer } from '../../src/admin/gateway.js';
-import { openDataplane, type RunningDataplane } from '../../src/cli/serve.js';
-import { GatewayMetrics } from '../../src/metrics/registry.js';
-import { snapshotDataplane } from '../../src/metrics/dataplane.js';
+import type { Gateway, ProtocolServer } from '../../src/admin/gateway.js';
+import type { RunningDataplane } from '../../src/cli/serve.js';
+import type { GatewayMetrics } from '../../src/metrics/registry.js';
 import { createLogger, type Logger } from '../../src/util/log.js';
-import { systemClock } from '../../src/util/clock.js';
 import { hex } from '../../src/util/decode.js';
 import { ntPasswordHash } from '../../src/ppp/auth/mschapv2-crypto.js';
 import { uniqueIfName, type NetLab, type Subnet } from '../lib/netns.js';
+import { runGateway } from '../lib/gateway-lab.js';
 import type { GuestLink } from './guest/guest.js';
 
 /** Users of the interop gateway: `ms` holds only an NT hash (MS-CHAPv2, EAP-MSCHAPv2), `pap` a cleartext password. */
@@ -134,24 +134,7 @@ ${assembly.sections}
 `,
       { baseDir: tmp },
     );
-    const metrics = new GatewayMetrics(undefined, { defaultMetrics: false });
-    const dataplane = openDataplane(config, log);
-    const gateway = new Gateway({
-      config,
-      log,
-      clock: systemClock,
-      metrics,
-      dataplane: () => snapshotDataplane(dataplane.engines),
-      dataplanes: () => dataplane.engines,
-    });
-    let servers: S[];
-    try {
-      servers = assembly.servers(config);
-      await gateway.start(servers);
-    } catch (e) {
-      dataplane.close();
-      throw e;
-    }
+    const { gateway, dataplane, metrics, servers } = await runGateway(config, log, () => assembly.servers(config));
     return {
       servers,
       gateway,
