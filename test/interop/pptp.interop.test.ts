@@ -161,7 +161,6 @@ describe.skipIf(!support.ok)('PPTP interop: pptp-linux + pppd and our client in 
       trailer: (run) => (process.env.VPNGW_INTEROP_NEGOTIATION ? negotiations(run) : []),
     },
   });
-  const { rec, mk } = t;
 
   /** Nothing of the scenario is left on the gateway: sessions, addresses, data-plane entries. */
   function checkNothingLeft(r: ScenarioRecord): void {
@@ -203,7 +202,7 @@ describe.skipIf(!support.ok)('PPTP interop: pptp-linux + pppd and our client in 
     expect(log.indexOf('rcvd [IPCP ConfReq')).toBeGreaterThan(ccpUp);
     checkIpcp(pppd);
     // pptp's call manager and the ppp interface went away with pppd.
-    const exited = mk(name, 'exited');
+    const exited = t.mk(name, 'exited');
     expect(exited.args[1], `${name}: pppd had to be killed`).toBe('0');
     expect(exited.args.slice(3)).toEqual(['0', '0']);
     return { session, pppd, log, exited };
@@ -227,7 +226,7 @@ describe.skipIf(!support.ok)('PPTP interop: pptp-linux + pppd and our client in 
     expect(gwReq).toBeGreaterThanOrEqual(HOLD_S - 1);
     expect(count(/^sent \[LCP EchoRep /)).toBe(gwReq);
     expect(log).not.toMatch(/No response to \d+ echo-requests|Serial link appears to be disconnected/);
-    const held = rec('pppd-stateless').held!;
+    const held = t.rec('pppd-stateless').held!;
     expect(held).toMatchObject({ control: 'established', up: true, unexpected: 0 });
     expect(held.echoRequestsSent).toBeGreaterThanOrEqual(1);
     // SIGTERM: pppd sends LCP Terminate-Request, its pptp clears the call (CCRQ) and stops the control connection.
@@ -241,8 +240,8 @@ describe.skipIf(!support.ok)('PPTP interop: pptp-linux + pppd and our client in 
   });
 
   it('a gateway without stateless MPPE asks stateful: plain pppd refuses it and hangs up; no session is left', () => {
-    const r = rec('pppd-stateful-refused');
-    expect(mk('pppd-stateful-refused', 'not-connected')).toBeDefined();
+    const r = t.rec('pppd-stateful-refused');
+    expect(t.mk('pppd-stateful-refused', 'not-connected')).toBeDefined();
     const log = t.section('pppd-stateful-refused', 'pppd');
     const pppd = pppdNegotiation(log);
     expect(pppd.packets).toContainEqual(expect.stringMatching(/^rcvd \[CCP ConfReq id=0x[0-9a-f]+ <mppe -H -M \+S -L -D -C>\]$/));
@@ -253,7 +252,7 @@ describe.skipIf(!support.ok)('PPTP interop: pptp-linux + pppd and our client in 
     expect(s[0]!.upAddress).toBeUndefined();
     expect(s[0]!.user).toBe(INTEROP_USERS.ms.name); // authenticated; CCP is what failed
     expect(s[0]!.pppDown?.reason).toBe('peer-terminated');
-    expect(mk('pppd-stateful-refused', 'exited').args.slice(3)).toEqual(['0', '0']);
+    expect(t.mk('pppd-stateful-refused', 'exited').args.slice(3)).toEqual(['0', '0']);
     checkNothingLeft(r);
   });
 
@@ -274,7 +273,7 @@ describe.skipIf(!support.ok)('PPTP interop: pptp-linux + pppd and our client in 
 
   it('pppd with a wrong password: the MS-CHAPv2 Failure (E=691) is understood by pppd, which hangs up; nothing is left', () => {
     const r = t.checkWrongPassword('pppd-wrong-password');
-    expect(mk('pppd-wrong-password', 'exited').args[0]).toBe('19'); // pppd: EXIT_AUTH_TOPEER_FAILED
+    expect(t.mk('pppd-wrong-password', 'exited').args[0]).toBe('19'); // pppd: EXIT_AUTH_TOPEER_FAILED
     checkNothingLeft(r);
   });
 
@@ -308,7 +307,7 @@ describe.skipIf(!support.ok)('PPTP interop: pptp-linux + pppd and our client in 
 
   it('our client asking stateless gets it; answers keepalives through an idle hold; the gateway hangs up and the client sees it', () => {
     const { session, closed } = checkClient('client-stateless', true);
-    const held = rec('client-stateless').held!;
+    const held = t.rec('client-stateless').held!;
     expect(held).toMatchObject({ control: 'established', up: true, unexpected: 0 });
     expect(held.echoRequestsSent).toBeGreaterThanOrEqual(1);
     expect(closed).toMatchObject({ initiator: 'peer', ppp: 'peer-terminated', go: true });
@@ -321,8 +320,8 @@ describe.skipIf(!support.ok)('PPTP interop: pptp-linux + pppd and our client in 
   });
 
   it('our client with a wrong password: ERR_AUTH_REJECTED; nothing is left', () => {
-    const r = rec('client-wrong-password');
-    const failed = JSON.parse(mk('client-wrong-password', 'failed').args[1]!) as { code: string; message: string };
+    const r = t.rec('client-wrong-password');
+    const failed = JSON.parse(t.mk('client-wrong-password', 'failed').args[1]!) as { code: string; message: string };
     expect(failed.code).toBe('ERR_AUTH_REJECTED');
     expect(r.sessions.filter((s) => s.upAddress !== undefined)).toEqual([]);
     expect(r.sessions).toHaveLength(1);

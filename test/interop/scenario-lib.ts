@@ -104,53 +104,174 @@ export interface TimingsOptions<R> {
   trailer?: (run: InteropRun<R>) => string[];
 }
 
-/** What the tests of a suite read, and the checks every protocol shares. */
-export interface InteropSuite<G extends InteropGatewayBase, R extends ScenarioRecordBase<ScenarioBase, SessionLog>> {
-  readonly gw: G;
-  readonly run: InteropRun<R>;
+/**
+ * What the tests of a suite read (the gateway, the guest's run and output),
+ * and the checks every protocol shares. Filled by {@link defineInteropSuite}'s
+ * beforeAll.
+ */
+export class InteropSuite<G extends InteropGatewayBase, R extends ScenarioRecordBase<ScenarioBase, SessionLog>> {
+  private gateway: G | undefined;
+  private guestRun: InteropRun<R> | undefined;
   /** The guest's address on the link (the sessions' peer). */
-  readonly guestAddr: string;
-  rec(name: string): R;
+  guestAddr = '';
+
+  constructor(private readonly protocol: 'sstp' | 'pptp') {}
+
+  /** @internal defineInteropSuite: the gateway is up. */
+  started(gw: G, guestAddr: string): void {
+    this.gateway = gw;
+    this.guestAddr = guestAddr;
+  }
+
+  /** @internal defineInteropSuite: the guest has run. */
+  ran(run: InteropRun<R>): void {
+    this.guestRun = run;
+  }
+
+  get gw(): G {
+    if (!this.gateway) throw new Error('the gateway did not start');
+    return this.gateway;
+  }
+
+  get run(): InteropRun<R> {
+    if (!this.guestRun) throw new Error('the guest did not run');
+    return this.guestRun;
+  }
+
+  private get output(): string {
+    return this.run.result.output;
+  }
+
+  rec(name: string): R {
+    const r = this.run.records.get(name);
+    if (!r) throw new Error(`no record of ${name}`);
+    return r;
+  }
+
   /** The marker `@@ <name> <event>`; throws with the end of the guest output when there is none. */
-  mk(name: string, event: string): Marker;
+  mk(name: string, event: string): Marker {
+    const m = marker(this.run.markers, name, event);
+    if (!m) throw new Error(`no "@@ ${name} ${event}" marker in the guest output:\n${this.output.slice(-6000)}`);
+    return m;
+  }
+
   /** The section `== <name> <what> ==` of the guest output. */
-  section(name: string, what: string): string;
+  section(name: string, what: string): string {
+    return section(this.output, name, what);
+  }
+
   /** An address of the pool (the inner /24, not the gateway's own). */
-  inInner(a: string | null | undefined): boolean;
+  inInner(a: string | null | undefined): boolean {
+    const { inner } = this.gw;
+    return !!a && a.startsWith(inner.subnet.network.replace(/\.0$/, '.')) && a !== inner.gateway;
+  }
+
   /**
-   * What every connected scenario shares: every ping answered (3 of 84 and 2 of 1400 octets, DF) through
-   * the tunnel; at "pinged" one session of this protocol on the gateway, up, this user, an address of the
-   * pool, traffic counted; in its log exactly one session up. Returns that record, the live session and
-   * the logged one.
+   * What every connected scenario shares: every ping answered (3 of 84 and
+   * 2 of 1400 octets, DF) through the tunnel; at "pinged" one session of this
+   * protocol on the gateway, up, this user, an address of the pool, traffic
+   * counted; in its log exactly one session up. Returns that record, the
+   * live session and the logged one.
    */
-  checkConnected(name: string, user: string): { r: R; live: SessionInfo; session: R['sessions'][number] };
-  /** The real client's interface (pppd): the address, MTU 1400, the gateway as peer and DNS as pppd logged them. */
-  checkPppdUp(name: string, address: string): { pppd: PppdNegotiation; log: string };
+  checkConnected(name: string, user: string): { r: R; live: SessionInfo; session: R['sessions'][number] } {
+    const r = this.rec(name);
+    const { inner } = this.gw;
+    const pinged = this.mk(name, 'pinged');
+    expect(pinged.args[0], `${name}: ping status\n${this.output.slice(-4000)}`).toBe('0');
+    // 1400-octet packets both ways, unfragmented: the tunnel MTU holds end to end.
+    expect(this.mk(name, 'bigpinged').args[0], `${name}: large ping status`).toBe('0');
+    // Every echo answered (ping's status alone is 0 with a single reply).
+    const pings = between(this.output, `@@ ${name} pinged `, `@@ ${name} held `);
+    expect(pings).toMatch(/^3 packets transmitted, 3 received, 0% packet loss/m);
+    expect(pings).toMatch(/^2 packets transmitted, 2 received, 0% packet loss/m);
+    expect(pings.match(new RegExp(`^1380 bytes from ${inner.gateway.replace(/\./g, '\\.')}: icmp_seq=`, 'gm'))).toHaveLength(2);
+    // The gateway at that moment: one session of this protocol, up, this user, an address of the pool, traffic counted.
+    expect(r.atPing).toHaveLength(1);
+    const live = r.atPing![0]!;
+    expect(live).toMatchObject({ protocol: this.protocol, user, state: 'up' });
+    expect(this.inInner(live.innerAddress), `inner address ${live.innerAddress}`).toBe(true);
+    // Three echo requests and three replies of 84 octets went through the data plane (IP bytes).
+    expect(live.bytesIn).toBeGreaterThanOrEqual(3 * 84);
+    expect(live.bytesOut).toBeGreaterThanOrEqual(3 * 84);
+    // Its log: one session came up.
+    const up = r.sessions.filter((s) => s.upAddress !== undefined);
+    expect(up).toHaveLength(1);
+    return { r, live, session: up[0]! };
+  }
+
+  /** The real client's interface (pppd): the address, MTU 1400, the gateway as peer and its DNS, as pppd logged them. */
+  checkPppdUp(name: string, address: string): { pppd: PppdNegotiation; log: string } {
+    const { inner } = this.gw;
+    const connected = this.mk(name, 'connected');
+    expect(connected.args[1]).toBe(address);
+    // The interface MTU pppd set: the gateway's (SSTP: its MRU; PPTP: its MRU less MPPE's 4 octets).
+    expect(connected.args[2]).toBe('1400');
+    const log = this.section(name, 'pppd');
+    const pppd = pppdNegotiation(log);
+    expect(pppd.local).toBe(address);
+    expect(pppd.remote).toBe(inner.gateway);
+    expect(pppd.dns).toBe(inner.subnet.host(53));
+    return { pppd, log };
+  }
+
   /** pppd as the MS-CHAPv2 user with a wrong password: the Failure (E=691, retry allowed) and pppd's reading of it; the gateway's one session never up. */
-  checkWrongPassword(name: string): R;
+  checkWrongPassword(name: string): R {
+    const r = this.rec(name);
+    expect(this.mk(name, 'not-connected')).toBeDefined();
+    const log = this.section(name, 'pppd');
+    const pppd = pppdNegotiation(log);
+    // RFC 2759 6: "E=eeeeeeeeee R=r C=cccccccccccccccccccccccccccccccc V=vvvvvvvvvv M=<msg>"; we allow a retry (R=1).
+    expect(pppd.packets).toContainEqual(expect.stringMatching(/^rcvd \[CHAP Failure id=0x[0-9a-f]+ "E=691 R=1 C=[0-9A-F]{32} V=3 M=Authentication failed"\]$/));
+    expect(log).toMatch(/^MS-CHAP authentication failed: Authentication failed$/m);
+    expect(pppd.auth).toBe('CHAP authentication failed');
+    const s = r.sessions;
+    expect(s).toHaveLength(1);
+    expect(s[0]!.upAddress).toBeUndefined();
+    expect(s[0]!.records.some((x) => x.msg === 'mschapv2-server: attempt refused, retry allowed' && x.user === INTEROP_USERS.ms.name)).toBe(true);
+    expect(s[0]!.pppDown?.reason).toBe('peer-terminated');
+    return r;
+  }
+
   /** Our client's `connected` report: the pool's address, the gateway, the DNS, MTU 1400, and `more`. */
-  checkClientConnected(name: string, address: string, more: Record<string, unknown>): void;
+  checkClientConnected(name: string, address: string, more: Record<string, unknown>): void {
+    const { inner } = this.gw;
+    const c = JSON.parse(this.mk(name, 'connected').args[1]!) as Record<string, unknown>;
+    expect(c).toMatchObject({ ipv4: address, gateway: inner.gateway, dns: [inner.subnet.host(53)], mtu: 1400, ...more });
+  }
+
   /** Our client's `closed` report. */
-  closed<T>(name: string): T;
+  closed<T>(name: string): T {
+    return JSON.parse(this.mk(name, 'closed').args[1]!) as T;
+  }
+
   /** Nothing of the scenario is left on the gateway: sessions and addresses. */
-  checkNothingLeft(r: R): void;
+  checkNothingLeft(r: R): void {
+    expect(r.gone, `${r.scenario.name}: a gateway session stayed`).toBe(true);
+    expect(r.poolUsed).toBe(0);
+  }
+
   /** The guest ran every scenario to the end and our client's runs all went as expected; the gateway holds no session, no address. */
-  checkGuestDone(): void;
+  checkGuestDone(): void {
+    expect(this.run.result.exitCode).toBe(0);
+    expect(this.mk('client', 'exited').args[0], this.section('client', 'stderr').slice(-4000)).toBe('0');
+    expect(marker(this.run.markers, 'all', 'done')).toBeDefined();
+    expect(this.gw.gateway.sessions.size).toBe(0);
+    expect((this.gw.gateway.ctx.pool('default') as unknown as { used: number }).used).toBe(0);
+  }
 }
 
 /** Register the suite's hooks (call it inside `describe`) and return what its tests read. */
 export function defineInteropSuite<G extends InteropGatewayBase, S extends ScenarioBase, R extends ScenarioRecordBase<S, SessionLog>>(
   o: InteropSuiteOptions<G, S, R>,
 ): InteropSuite<G, R> {
+  const suite = new InteropSuite<G, R>(o.protocol);
   const lab = new NetLab();
   let gw: G | undefined;
   let build: GuestClientBuild | undefined;
   let run: InteropRun<R> | undefined;
-  let guestAddr = '';
 
   beforeAll(async () => {
     const link = await createGuestLink(lab, { tag: o.protocol });
-    guestAddr = link.guestAddr;
     const [g, b] = await Promise.allSettled([o.startGateway(lab, link), buildGuestClient(o.clientSource)]);
     if (g.status === 'fulfilled') gw = g.value;
     if (b.status === 'fulfilled') build = b.value;
@@ -158,6 +279,7 @@ export function defineInteropSuite<G extends InteropGatewayBase, S extends Scena
     if (b.status === 'rejected') throw b.reason;
     const gateway = g.value;
     const clientBuild = b.value;
+    suite.started(gateway, link.guestAddr);
     const plan = await o.plan(gateway, link);
     const g0 = await startGuest({
       ...link,
@@ -181,6 +303,7 @@ export function defineInteropSuite<G extends InteropGatewayBase, S extends Scena
       for (const s of plan.scenarios) records.set(s.name, await o.drive(g0, gateway, s));
       const result = await g0.result;
       run = { result, markers: markers(result.output), records, build: clientBuild };
+      suite.ran(run);
     } catch (e) {
       g0.kill('the test failed');
       await g0.result.catch(() => undefined);
@@ -195,121 +318,6 @@ export function defineInteropSuite<G extends InteropGatewayBase, S extends Scena
     build?.remove();
   });
 
-  const theGw = (): G => {
-    if (!gw) throw new Error('the gateway did not start');
-    return gw;
-  };
-  const theRun = (): InteropRun<R> => {
-    if (!run) throw new Error('the guest did not run');
-    return run;
-  };
-  const output = () => theRun().result.output;
-  const pool = () => (theGw().gateway.ctx.pool('default') as unknown as { used: number }).used;
-
-  const suite: InteropSuite<G, R> = {
-    get gw() {
-      return theGw();
-    },
-    get run() {
-      return theRun();
-    },
-    get guestAddr() {
-      return guestAddr;
-    },
-    rec(name) {
-      const r = theRun().records.get(name);
-      if (!r) throw new Error(`no record of ${name}`);
-      return r;
-    },
-    mk(name, event) {
-      const m = marker(theRun().markers, name, event);
-      if (!m) throw new Error(`no "@@ ${name} ${event}" marker in the guest output:\n${output().slice(-6000)}`);
-      return m;
-    },
-    section: (name, what) => section(output(), name, what),
-    inInner(a) {
-      const { inner } = theGw();
-      return !!a && a.startsWith(inner.subnet.network.replace(/\.0$/, '.')) && a !== inner.gateway;
-    },
-
-    checkConnected(name, user) {
-      const r = suite.rec(name);
-      const inner = theGw().inner;
-      const pinged = suite.mk(name, 'pinged');
-      expect(pinged.args[0], `${name}: ping status\n${output().slice(-4000)}`).toBe('0');
-      // 1400-octet packets both ways, unfragmented: the tunnel MTU holds end to end.
-      expect(suite.mk(name, 'bigpinged').args[0], `${name}: large ping status`).toBe('0');
-      // Every echo answered (ping's status alone is 0 with a single reply).
-      const pings = between(output(), `@@ ${name} pinged `, `@@ ${name} held `);
-      expect(pings).toMatch(/^3 packets transmitted, 3 received, 0% packet loss/m);
-      expect(pings).toMatch(/^2 packets transmitted, 2 received, 0% packet loss/m);
-      expect(pings.match(new RegExp(`^1380 bytes from ${inner.gateway.replace(/\./g, '\\.')}: icmp_seq=`, 'gm'))).toHaveLength(2);
-      // The gateway at that moment: one session of this protocol, up, this user, an address of the pool, traffic counted.
-      expect(r.atPing).toHaveLength(1);
-      const live = r.atPing![0]!;
-      expect(live).toMatchObject({ protocol: o.protocol, user, state: 'up' });
-      expect(suite.inInner(live.innerAddress), `inner address ${live.innerAddress}`).toBe(true);
-      // Three echo requests and three replies of 84 octets went through the data plane (IP bytes).
-      expect(live.bytesIn).toBeGreaterThanOrEqual(3 * 84);
-      expect(live.bytesOut).toBeGreaterThanOrEqual(3 * 84);
-      // Its log: one session came up.
-      const up = r.sessions.filter((s) => s.upAddress !== undefined);
-      expect(up).toHaveLength(1);
-      return { r, live, session: up[0]! };
-    },
-
-    checkPppdUp(name, address) {
-      const { inner } = theGw();
-      const connected = suite.mk(name, 'connected');
-      expect(connected.args[1]).toBe(address);
-      // The interface MTU pppd set: the gateway's (SSTP: its MRU; PPTP: its MRU less MPPE's 4 octets).
-      expect(connected.args[2]).toBe('1400');
-      const log = suite.section(name, 'pppd');
-      const pppd = pppdNegotiation(log);
-      expect(pppd.local).toBe(address);
-      expect(pppd.remote).toBe(inner.gateway);
-      expect(pppd.dns).toBe(inner.subnet.host(53));
-      return { pppd, log };
-    },
-
-    checkWrongPassword(name) {
-      const r = suite.rec(name);
-      expect(suite.mk(name, 'not-connected')).toBeDefined();
-      const log = suite.section(name, 'pppd');
-      const pppd = pppdNegotiation(log);
-      // RFC 2759 6: "E=eeeeeeeeee R=r C=cccccccccccccccccccccccccccccccc V=vvvvvvvvvv M=<msg>"; we allow a retry (R=1).
-      expect(pppd.packets).toContainEqual(expect.stringMatching(/^rcvd \[CHAP Failure id=0x[0-9a-f]+ "E=691 R=1 C=[0-9A-F]{32} V=3 M=Authentication failed"\]$/));
-      expect(log).toMatch(/^MS-CHAP authentication failed: Authentication failed$/m);
-      expect(pppd.auth).toBe('CHAP authentication failed');
-      const s = r.sessions;
-      expect(s).toHaveLength(1);
-      expect(s[0]!.upAddress).toBeUndefined();
-      expect(s[0]!.records.some((x) => x.msg === 'mschapv2-server: attempt refused, retry allowed' && x.user === INTEROP_USERS.ms.name)).toBe(true);
-      expect(s[0]!.pppDown?.reason).toBe('peer-terminated');
-      return r;
-    },
-
-    checkClientConnected(name, address, more) {
-      const { inner } = theGw();
-      const c = JSON.parse(suite.mk(name, 'connected').args[1]!) as Record<string, unknown>;
-      expect(c).toMatchObject({ ipv4: address, gateway: inner.gateway, dns: [inner.subnet.host(53)], mtu: 1400, ...more });
-    },
-    closed: <T>(name: string) => JSON.parse(suite.mk(name, 'closed').args[1]!) as T,
-
-    checkNothingLeft(r) {
-      expect(r.gone, `${r.scenario.name}: a gateway session stayed`).toBe(true);
-      expect(r.poolUsed).toBe(0);
-    },
-
-    checkGuestDone() {
-      const result = theRun().result;
-      expect(result.exitCode).toBe(0);
-      expect(suite.mk('client', 'exited').args[0], suite.section('client', 'stderr').slice(-4000)).toBe('0');
-      expect(marker(theRun().markers, 'all', 'done')).toBeDefined();
-      expect(theGw().gateway.sessions.size).toBe(0);
-      expect(pool()).toBe(0);
-    },
-  };
   return suite;
 }
 

@@ -155,7 +155,6 @@ describe.skipIf(!support.ok)('SSTP interop: sstpc + pppd and our client in a qem
   afterAll(() => {
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
-  const { rec, mk } = t;
 
   /** What every connected scenario shares: address from the pool, ping through the tunnel, the gateway's view. */
   function checkConnected(name: string, user: string, method: string): { session: ServerSessionLog; address: string } {
@@ -174,7 +173,7 @@ describe.skipIf(!support.ok)('SSTP interop: sstpc + pppd and our client in a qem
     const { session, address } = checkConnected(name, user, method);
     // pppd took the gateway's MRU as the interface MTU (1400).
     const { pppd } = t.checkPppdUp(name, address);
-    const exited = mk(name, 'exited');
+    const exited = t.mk(name, 'exited');
     expect(exited.args[1], `${name}: sstpc had to be killed`).toBe('0');
     const sstpcLog = t.section(name, 'sstpc');
     expect(sstpcLog).toMatch(/Sending Connected Message/);
@@ -184,7 +183,7 @@ describe.skipIf(!support.ok)('SSTP interop: sstpc + pppd and our client in a qem
   }
 
   it('the certificate the guest trusts is the gateway\'s, by its SHA-256 fingerprint', () => {
-    expect(mk('cert', 'sha256').args[0]).toBe(t.gw.fingerprint);
+    expect(t.mk('cert', 'sha256').args[0]).toBe(t.gw.fingerprint);
   });
 
   it('sstpc with MS-CHAPv2: LCP Nak from EAP to MS-CHAPv2, crypto binding from the MPPE keys, ping, pppd hangs up', () => {
@@ -254,9 +253,9 @@ describe.skipIf(!support.ok)('SSTP interop: sstpc + pppd and our client in a qem
   });
 
   it('sstpc verifying against another certificate of the same name refuses the gateway: no session comes up', () => {
-    const r = rec('sstpc-wrong-ca');
-    expect(mk('sstpc-wrong-ca', 'not-connected')).toBeDefined();
-    expect(mk('sstpc-wrong-ca', 'exited').args[0]).not.toBe('0');
+    const r = t.rec('sstpc-wrong-ca');
+    expect(t.mk('sstpc-wrong-ca', 'not-connected')).toBeDefined();
+    expect(t.mk('sstpc-wrong-ca', 'exited').args[0]).not.toBe('0');
     expect(t.section('sstpc-wrong-ca', 'sstpc')).toMatch(/Verification of server certificate failed/);
     expect(r.sessions.filter((s) => s.upAddress !== undefined || s.user !== undefined)).toEqual([]);
     t.checkNothingLeft(r);
@@ -274,7 +273,7 @@ describe.skipIf(!support.ok)('SSTP interop: sstpc + pppd and our client in a qem
 
   it('our client in the guest with MS-CHAPv2 (pinned SHA-256 fingerprint): connects, pings, answers SSTP echoes, disconnects properly', () => {
     checkClient('client-mschapv2', INTEROP_USERS.ms.name, 'mschapv2');
-    const session = rec('client-mschapv2').sessions.find((s) => s.upAddress !== undefined)!;
+    const session = t.rec('client-mschapv2').sessions.find((s) => s.upAddress !== undefined)!;
     const echo = sstpEchoes(session);
     expect(echo.requests).toBeGreaterThanOrEqual(1);
     expect(echo.responses).toBe(echo.requests);
@@ -289,8 +288,8 @@ describe.skipIf(!support.ok)('SSTP interop: sstpc + pppd and our client in a qem
   });
 
   it('our client pinning another certificate refuses the gateway before HTTP', () => {
-    const r = rec('client-wrong-pin');
-    const failed = JSON.parse(mk('client-wrong-pin', 'failed').args[1]!) as { code: string; message: string };
+    const r = t.rec('client-wrong-pin');
+    const failed = JSON.parse(t.mk('client-wrong-pin', 'failed').args[1]!) as { code: string; message: string };
     expect(failed.code).toBe('ERR_TLS');
     expect(failed.message).toMatch(/fingerprint .* is not the pinned/);
     expect(r.sessions.filter((s) => s.upAddress !== undefined || s.user !== undefined)).toEqual([]);
