@@ -25,7 +25,7 @@ import path from 'node:path';
 import { uniqueIfName } from './lib/netns.js';
 import { GATEWAY } from './lib/gateway-lab.js';
 import { type LabClients, type LabTunnel } from './lib/ops-lab.js';
-import { openServeLab, serveLabSupport, type ServeLab } from './lib/serve-lab.js';
+import { ServeLab, serveLabSupport } from './lib/serve-lab.js';
 import { printedFingerprint, waitUntil, type Proc } from './lib/vpngw-cli.js';
 import { findSecrets } from './lib/secrets.js';
 import { icmpEcho, ipv4Packet } from './lib/packets.js';
@@ -46,7 +46,7 @@ describe.skipIf(!f.ok)('admin API and vpngw sessions against real sessions of a 
   const vpngw = (args: string[], env: Record<string, string> = {}) => L.run(L.b, args, env);
 
   beforeAll(async () => {
-    L = await openServeLab('adm', 'vpngw-ops-admin-');
+    L = await ServeLab.open('adm', 'vpngw-ops-admin-');
     const { link, cfg, tmp } = L;
     adminUrl = `http://${link.host(1)}:9477`;
     writeFileSync(

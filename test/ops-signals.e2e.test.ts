@@ -28,7 +28,7 @@ import path from 'node:path';
 import { uniqueIfName } from './lib/netns.js';
 import { GATEWAY } from './lib/gateway-lab.js';
 import { type LabClients, type LabTunnel } from './lib/ops-lab.js';
-import { openServeLab, serveLabSupport, type ServeLab } from './lib/serve-lab.js';
+import { ServeLab, serveLabSupport } from './lib/serve-lab.js';
 import { printedFingerprint, waitUntil, type Proc } from './lib/vpngw-cli.js';
 import { icmpEcho, ipv4Packet } from './lib/packets.js';
 import { isVpnError } from '../src/util/errors.js';
@@ -87,7 +87,7 @@ admin: {port: 9477}
     );
 
   beforeAll(async () => {
-    L = await openServeLab('sig', 'vpngw-ops-signals-');
+    L = await ServeLab.open('sig', 'vpngw-ops-signals-');
     tun = uniqueIfName('tsig');
     writeFileSync(L.cfg, config());
     await L.addUser('alice', PASSWORDS.alice);

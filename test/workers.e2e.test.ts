@@ -21,7 +21,7 @@ import { writeFileSync } from 'node:fs';
 import { uniqueIfName } from './lib/netns.js';
 import { GATEWAY } from './lib/gateway-lab.js';
 import { type LabClients, type LabTunnel } from './lib/ops-lab.js';
-import { openServeLab, serveLabSupport, type ServeLab } from './lib/serve-lab.js';
+import { ServeLab, serveLabSupport } from './lib/serve-lab.js';
 import { waitUntil, type Proc } from './lib/vpngw-cli.js';
 import { icmpEcho, ipv4Packet } from './lib/packets.js';
 import type { SessionInfo } from '../src/admin/types.js';
@@ -38,7 +38,7 @@ describe.skipIf(!f.ok)('vpngw serve with two data-plane workers', () => {
   let clients: LabClients;
 
   beforeAll(async () => {
-    L = await openServeLab('wk', 'vpngw-workers-');
+    L = await ServeLab.open('wk', 'vpngw-workers-');
     const { link } = L;
     writeFileSync(
       L.cfg,

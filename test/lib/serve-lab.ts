@@ -30,112 +30,107 @@ export async function serveLabSupport(what: string): Promise<Facility> {
   return f;
 }
 
-export interface ServeLab {
-  cli: CliBuild;
-  lab: NetLab;
-  a: Netns;
-  b: Netns;
-  /** The A-B link: A is host(1) (where `vpngw serve` listens), B host(2). */
-  link: Subnet;
-  tmp: string;
+/** The namespaces, the link, the CLI build, the files and the processes of one test; see the file comment. */
+export class ServeLab {
   /** The config file the test writes: <tmp>/vpngw.yaml. */
-  cfg: string;
+  readonly cfg: string;
   /** Every process started here, in order. */
-  procs: Proc[];
+  readonly procs: Proc[] = [];
+  private readonly clients: LabClients[] = [];
+
+  private constructor(
+    readonly cli: CliBuild,
+    readonly lab: NetLab,
+    readonly a: Netns,
+    readonly b: Netns,
+    /** The A-B link: A is host(1) (where `vpngw serve` listens), B host(2). */
+    readonly link: Subnet,
+    readonly tmp: string,
+  ) {
+    this.cfg = path.join(tmp, 'vpngw.yaml');
+  }
+
+  /** Build the CLI, make ns A (`<name>-srv`) and B (`<name>-cli`) with their link, and a temporary directory (`<tmpPrefix>XXXXXX`). */
+  static async open(name: string, tmpPrefix: string): Promise<ServeLab> {
+    const cli = await buildCli();
+    const tmp = mkdtempSync(path.join(os.tmpdir(), tmpPrefix));
+    const lab = new NetLab();
+    try {
+      const a = await lab.netns(`${name}-srv`);
+      const b = await lab.netns(`${name}-cli`);
+      const link = await labSubnet(lab);
+      await lab.veth(a, b, { aAddr: link.cidr(1), bAddr: link.cidr(2) });
+      return new ServeLab(cli, lab, a, b, link, tmp);
+    } catch (e) {
+      await lab.cleanup().catch(() => undefined);
+      rmSync(tmp, { recursive: true, force: true });
+      cli.remove();
+      throw e;
+    }
+  }
+
   /** `vpngw ARGS` in a namespace, as a process ended at close. */
-  spawn(ns: Netns, args: readonly string[], env?: Record<string, string>): Proc;
+  spawn(ns: Netns, args: readonly string[], env: Record<string, string> = {}): Proc {
+    const p = spawnVpngw(this.cli, ns, args, env);
+    this.procs.push(p);
+    return p;
+  }
+
   /** `vpngw ARGS` to completion, in a namespace or here. */
-  run(ns: Netns | undefined, args: readonly string[], env?: Record<string, string>): Promise<ExecResult>;
+  run(ns: Netns | undefined, args: readonly string[], env: Record<string, string> = {}): Promise<ExecResult> {
+    return runVpngw(this.cli, ns, args, env);
+  }
+
   /** `vpngw serve --config cfg` in ns A, once it says it is ready. */
-  serve(what?: string): Promise<Proc>;
+  async serve(what?: string): Promise<Proc> {
+    const server = this.spawn(this.a, ['serve', '--config', this.cfg]);
+    await serveReady(server, what);
+    return server;
+  }
+
   /** Our clients in ns B against `server` (its printed certificate fingerprint); closed at close. */
-  clientsOf(server: Proc): LabClients;
+  clientsOf(server: Proc): LabClients {
+    const c = new LabClients({ serverAddress: this.link.host(1), sstpPort: 443, pptpPort: 1723, fingerprint: printedFingerprint(server.err), b: this.b });
+    this.clients.push(c);
+    return c;
+  }
+
   /** `vpngw users add USER --config cfg --password-file F` (F a 0600 file with the password); must succeed; its stdout. */
-  addUser(user: string, password: string): Promise<string>;
+  async addUser(user: string, password: string): Promise<string> {
+    const pw = path.join(this.tmp, `pw-${randomBytes(4).toString('hex')}`);
+    writeFileSync(pw, `${password}\n`, { mode: 0o600 });
+    const r = await this.run(undefined, ['users', 'add', user, '--config', this.cfg, '--password-file', pw]);
+    expect(r.code, r.stderr).toBe(0);
+    return r.stdout;
+  }
+
   /** `vpngw sessions --config cfg --json` in ns A; must succeed. */
-  sessions(): Promise<SessionInfo[]>;
-  /** `vpngw connect URL ARGS` processes in ns B, started at once, each waited for (bounded) until it says it is connected. */
-  connect(runs: readonly (readonly string[])[], env: Record<string, string>): Promise<Proc[]>;
+  async sessions(): Promise<SessionInfo[]> {
+    const r = await this.run(this.a, ['sessions', '--config', this.cfg, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    return JSON.parse(r.stdout) as SessionInfo[];
+  }
+
+  /** `vpngw connect ARGS` processes in ns B, started at once, each waited for (bounded) until it says it is connected. */
+  async connect(runs: readonly (readonly string[])[], env: Record<string, string>): Promise<Proc[]> {
+    const started = runs.map((args) => this.spawn(this.b, ['connect', ...args], env));
+    for (const c of started) {
+      await waitUntil(() => /vpngw: connected: /.test(c.err) || c.exit !== undefined, 30_000, 'vpngw connect to connect');
+      expect(c.exit, c.err).toBeUndefined();
+    }
+    return started;
+  }
+
   /**
    * Close the clients, end every process (SIGKILL; or SIGTERM, then wait up
    * to 15 s for them to exit), remove the namespaces, the files and the build.
    */
-  close(stop?: 'SIGKILL' | 'SIGTERM'): Promise<void>;
-}
-
-/** Build the CLI, make ns A (`<name>-srv`) and B (`<name>-cli`) with their link, and a temporary directory (`<tmpPrefix>XXXXXX`). */
-export async function openServeLab(name: string, tmpPrefix: string): Promise<ServeLab> {
-  const cli = await buildCli();
-  const tmp = mkdtempSync(path.join(os.tmpdir(), tmpPrefix));
-  const lab = new NetLab();
-  let a: Netns, b: Netns, link: Subnet;
-  try {
-    a = await lab.netns(`${name}-srv`);
-    b = await lab.netns(`${name}-cli`);
-    link = await labSubnet(lab);
-    await lab.veth(a, b, { aAddr: link.cidr(1), bAddr: link.cidr(2) });
-  } catch (e) {
-    await lab.cleanup().catch(() => undefined);
-    rmSync(tmp, { recursive: true, force: true });
-    cli.remove();
-    throw e;
+  async close(stop: 'SIGKILL' | 'SIGTERM' = 'SIGKILL'): Promise<void> {
+    for (const c of this.clients) await c.close();
+    for (const p of this.procs) if (p.exit === undefined) p.child.kill(stop);
+    if (stop === 'SIGTERM') await Promise.race([Promise.all(this.procs.map((p) => p.exited)), new Promise((r) => setTimeout(r, 15_000))]);
+    await this.lab.cleanup();
+    rmSync(this.tmp, { recursive: true, force: true });
+    this.cli.remove();
   }
-  const procs: Proc[] = [];
-  const clients: LabClients[] = [];
-  const cfg = path.join(tmp, 'vpngw.yaml');
-  const L: ServeLab = {
-    cli,
-    lab,
-    a,
-    b,
-    link,
-    tmp,
-    cfg,
-    procs,
-    spawn(ns, args, env = {}) {
-      const p = spawnVpngw(cli, ns, args, env);
-      procs.push(p);
-      return p;
-    },
-    run: (ns, args, env = {}) => runVpngw(cli, ns, args, env),
-    async serve(what) {
-      const server = L.spawn(a, ['serve', '--config', cfg]);
-      await serveReady(server, what);
-      return server;
-    },
-    clientsOf(server) {
-      const c = new LabClients({ serverAddress: link.host(1), sstpPort: 443, pptpPort: 1723, fingerprint: printedFingerprint(server.err), b });
-      clients.push(c);
-      return c;
-    },
-    async addUser(user, password) {
-      const pw = path.join(tmp, `pw-${randomBytes(4).toString('hex')}`);
-      writeFileSync(pw, `${password}\n`, { mode: 0o600 });
-      const r = await runVpngw(cli, undefined, ['users', 'add', user, '--config', cfg, '--password-file', pw]);
-      expect(r.code, r.stderr).toBe(0);
-      return r.stdout;
-    },
-    async sessions() {
-      const r = await runVpngw(cli, a, ['sessions', '--config', cfg, '--json']);
-      expect(r.code, r.stderr).toBe(0);
-      return JSON.parse(r.stdout) as SessionInfo[];
-    },
-    async connect(runs, env) {
-      const started = runs.map((args) => L.spawn(b, ['connect', ...args], env));
-      for (const c of started) {
-        await waitUntil(() => /vpngw: connected: /.test(c.err) || c.exit !== undefined, 30_000, 'vpngw connect to connect');
-        expect(c.exit, c.err).toBeUndefined();
-      }
-      return started;
-    },
-    async close(stop = 'SIGKILL') {
-      for (const c of clients) await c.close();
-      for (const p of procs) if (p.exit === undefined) p.child.kill(stop);
-      if (stop === 'SIGTERM') await Promise.race([Promise.all(procs.map((p) => p.exited)), new Promise((r) => setTimeout(r, 15_000))]);
-      await lab.cleanup();
-      rmSync(tmp, { recursive: true, force: true });
-      cli.remove();
-    },
-  };
-  return L;
 }
