@@ -26,6 +26,7 @@ import { CallIdAllocator } from '../src/pptp/callid.js';
 import { IPPROTO_GRE } from '../src/pptp/gre.js';
 import { GRE_SOCKET_BUFFER } from '../src/pptp/datapath.js';
 import { IoRing, Pacer, TunRxWriter, discard, runWindowed, writeAsFastAsTaken } from './traffic.js';
+import { TunTlsRelay } from './relay.js';
 
 type Client = SstpClient | PptpClient;
 
@@ -412,6 +413,52 @@ function tlsSetupsClose() {
   return {};
 }
 
+// ---------------------------------------------------------------- latency reference: bare TLS relay
+
+let relay: TunTlsRelay | undefined;
+
+interface RelayArgs {
+  host: string;
+  port: number;
+  netns: string;
+  tun: string;
+  /** This end's address on the relay's /24. */
+  address: string;
+}
+
+/** Open a TUN device with `address`/24 and relay it over TLS to the gateway process's relay (bench/relay.ts). */
+async function relayStart(a: RelayArgs) {
+  if (relay) throw new Error('a relay is running');
+  const netns = clientNetns(a.netns);
+  const tun = native.openTun(a.tun, netns !== undefined ? { netns } : {});
+  native.configureInterface(tun.name, { ...(netns !== undefined ? { netns } : {}), ipv4: a.address, prefixLen: 24, mtu: 1400, up: true });
+  const ctx = tls.createSecureContext({ minVersion: 'TLSv1.2' });
+  const socket = await new Promise<tls.TLSSocket>((resolve, reject) => {
+    const raw = netns !== undefined ? new net.Socket({ fd: native.tcpSocket({ netns }) }) : new net.Socket();
+    raw.once('error', reject);
+    raw.connect(a.port, a.host, () => {
+      raw.off('error', reject);
+      raw.setNoDelay(true);
+      const s = tls.connect({ socket: raw, secureContext: ctx, rejectUnauthorized: false });
+      s.once('error', reject);
+      s.once('secureConnect', () => {
+        s.off('error', reject);
+        s.on('error', () => undefined);
+        resolve(s);
+      });
+    });
+  });
+  relay = new TunTlsRelay(tun.fd, socket);
+  return {};
+}
+
+function relayStop() {
+  const dropped = relay?.dropped ?? 0;
+  relay?.close();
+  relay = undefined;
+  return { dropped };
+}
+
 // ---------------------------------------------------------------- dispatch
 
 const commands: Record<string, (args: never) => unknown> = {
@@ -424,6 +471,7 @@ const commands: Record<string, (args: never) => unknown> = {
     for (const name of [...groups.keys()]) await closeGroup({ group: name });
     tlsIdleClose();
     tlsSetupsClose();
+    relayStop();
     if (load) await loadStop();
     return {};
   },
@@ -433,6 +481,8 @@ const commands: Record<string, (args: never) => unknown> = {
   tlsIdleClose,
   tlsSetups,
   tlsSetupsClose,
+  relayStart,
+  relayStop,
   loadStart,
   loadStop,
   usage: () => {

@@ -36,9 +36,10 @@ import { DataPlane } from '../src/dataplane/engine.js';
 import { native, nativeAvailable } from '../src/dataplane/native.js';
 import { connectSstp, type SstpClient } from '../src/client/sstp.js';
 import type { CertAlgorithm } from '../src/sstp/cert.js';
-import { uniqueIfName } from '../test/lib/netns.js';
+import { uniqueIfName, type Subnet } from '../test/lib/netns.js';
 import { fmt, type BenchContext, type BenchRow, type BenchSuite } from './lib.js';
 import { writeAsFastAsTaken } from './traffic.js';
+import { TunTlsRelay } from './relay.js';
 import { GATEWAY, Peer, benchWorkers, busiestThreads, threadCpu, SINK_PORT, USERS, loadAverage, measureTraffic, part, percentile, recoverLab, runPart, sample, sleep, startGatewayLab, waitUntil, type GatewayLab, type Marks } from './lab.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -407,6 +408,46 @@ async function ping(L: GatewayLab, dst: string, count: number): Promise<{ rtts: 
   return { rtts, lost: count - rtts.length };
 }
 
+const REF_RELAY_PORT = 4446;
+
+/**
+ * The latency reference: a bare TLS relay (bench/relay.ts) between a TUN
+ * device in namespace A (this process, the gateway's certificate) and one in
+ * namespace B (the peer), on a /24 of its own: the tunnel's threads and
+ * hand-overs without its protocols.
+ */
+async function startRelayReference(L: GatewayLab, peer: Peer): Promise<{ net: Subnet; close(): Promise<number> }> {
+  const net = await L.lab.subnet();
+  const cert = L.sstp!.certificate!;
+  const tunA = native.openTun(uniqueIfName('rla'), { netns: L.a.name });
+  native.configureInterface(tunA.name, { netns: L.a.name, ipv4: net.host(1), prefixLen: 24, mtu: 1400, up: true });
+  let relay: TunTlsRelay | undefined;
+  const server = tls.createServer({ cert: cert.certPem, key: cert.keyPem, minVersion: 'TLSv1.2' }, (s) => {
+    s.on('error', () => undefined);
+    if (relay) s.destroy();
+    else relay = new TunTlsRelay(tunA.fd, s);
+  });
+  const fd = native.tcpListener({ netns: L.a.name, address: L.serverAddress, port: REF_RELAY_PORT, backlog: 16 });
+  await new Promise<void>((r) => server.listen({ fd }, r));
+  try {
+    await peer.call('relayStart', { host: L.serverAddress, port: REF_RELAY_PORT, netns: L.b.name, tun: uniqueIfName('rlb'), address: net.host(2) });
+    await waitUntil(() => relay !== undefined, 10_000, 'the relay connection');
+  } catch (e) {
+    server.close();
+    native.close(tunA.fd);
+    throw e;
+  }
+  return {
+    net,
+    close: async () => {
+      const r = await peer.call<{ dropped: number }>('relayStop', {});
+      relay!.close();
+      server.close();
+      return r.dropped + relay!.dropped;
+    },
+  };
+}
+
 async function latency(ctx: BenchContext, L: GatewayLab, peer: Peer, p: Plan, maxPps: number, rows: BenchRow[]): Promise<void> {
   const tun = uniqueIfName('bl');
   const c = await peer.call<{ up: number; ipv4s: string[]; failures: string[] }>('sstpConnect', {
@@ -422,35 +463,47 @@ async function latency(ctx: BenchContext, L: GatewayLab, peer: Peer, p: Plan, ma
   });
   if (c.up !== 1) throw new Error(`latency tunnel failed: ${c.failures.join('; ')}`);
   const client = c.ipv4s[0]!;
+  const relay = await startRelayReference(L, peer);
+  // Where each path's ping goes and where its load is sent (from namespace A, to the sink in B).
+  const paths = {
+    tunnel: { ping: GATEWAY, load: client },
+    relay: { ping: relay.net.host(1), load: relay.net.host(2) },
+    direct: { ping: L.serverAddress, load: L.link.host(2) },
+  } as const;
   try {
     for (const frac of [0, 0.1, 0.5]) {
       const pps = Math.round(frac * maxPps);
-      const res: Record<'tunnel' | 'direct', { rtts: number[]; lost: number; load: number }> = {} as never;
-      for (const via of ['tunnel', 'direct'] as const) {
+      const res = {} as Record<keyof typeof paths, { rtts: number[]; lost: number; load: number }>;
+      for (const via of ['tunnel', 'relay', 'direct'] as const) {
         if (pps > 0) {
-          await peer.call('loadStart', { pps, len: 1400, nsA: L.a.name, far: L.behind.host(1), dst: via === 'tunnel' ? client : L.link.host(2), port: SINK_PORT, nsB: L.b.name });
+          await peer.call('loadStart', { pps, len: 1400, nsA: L.a.name, far: L.behind.host(1), dst: paths[via].load, port: SINK_PORT, nsB: L.b.name });
           await sleep(200);
         }
-        const r = await ping(L, via === 'tunnel' ? GATEWAY : L.serverAddress, p.pings);
+        const r = await ping(L, paths[via].ping, p.pings);
         const l = pps > 0 ? await peer.call<{ sent: number; received: number; seconds: number }>('loadStop', {}) : { received: 0, seconds: 1 };
         res[via] = { ...r, load: l.received / l.seconds };
       }
-      const t = res.tunnel;
-      const d = res.direct;
+      const { tunnel: t, relay: r, direct: d } = res;
       const what = frac === 0 ? 'idle' : `${frac * 100}% load (${fmt(pps)} pps of 1400B downlink)`;
       for (const q of [50, 99]) {
         const added = percentile(t.rtts, q) - percentile(d.rtts, q);
+        const relayAdded = percentile(r.rtts, q) - percentile(d.rtts, q);
         rows.push({
           name: `SSTP added latency p${q}, ${what}`,
           value: added,
           unit: 'ms',
+          reference: { name: 'bare TLS relay, same threads and load', value: relayAdded },
           ...(q === 99 && frac === 0.5 ? { target: { op: '<=', value: 1, of: 'value' } as const } : {}),
-          note: `ping RTT p${q} through the tunnel ${percentile(t.rtts, q).toFixed(3)} ms vs direct ${percentile(d.rtts, q).toFixed(3)} ms; ${p.pings} pings, lost ${t.lost}/${d.lost}${pps ? `; load delivered ${fmt(t.load)}/${fmt(d.load)} pps` : ''}`,
+          note: `ping RTT p${q} through the tunnel ${percentile(t.rtts, q).toFixed(3)} ms, the relay ${percentile(r.rtts, q).toFixed(3)} ms, direct ${percentile(d.rtts, q).toFixed(3)} ms; ${p.pings} pings, lost ${t.lost}/${r.lost}/${d.lost}${pps ? `; load delivered ${fmt(t.load)}/${fmt(r.load)}/${fmt(d.load)} pps` : ''}`,
         });
       }
-      ctx.log(`latency ${what}: tunnel p50 ${percentile(t.rtts, 50).toFixed(3)} p99 ${percentile(t.rtts, 99).toFixed(3)}; direct p50 ${percentile(d.rtts, 50).toFixed(3)} p99 ${percentile(d.rtts, 99).toFixed(3)} ms`);
+      ctx.log(
+        `latency ${what}: tunnel p50 ${percentile(t.rtts, 50).toFixed(3)} p99 ${percentile(t.rtts, 99).toFixed(3)}; relay p50 ${percentile(r.rtts, 50).toFixed(3)} p99 ${percentile(r.rtts, 99).toFixed(3)}; direct p50 ${percentile(d.rtts, 50).toFixed(3)} p99 ${percentile(d.rtts, 99).toFixed(3)} ms`,
+      );
     }
   } finally {
+    const dropped = await relay.close();
+    if (dropped) ctx.log(`  the relay dropped ${dropped} packets (ring full)`);
     await peer.call('close', { group: 'lat' });
   }
 }
