@@ -224,7 +224,11 @@ describe.skipIf(!support.ok)('PPTP interop: pptp-linux + pppd and our client in 
     expect(count(/^rcvd \[LCP EchoRep /)).toBeGreaterThanOrEqual(sentReq - 1);
     const gwReq = count(/^rcvd \[LCP EchoReq /);
     expect(gwReq).toBeGreaterThanOrEqual(HOLD_S - 1);
-    expect(count(/^sent \[LCP EchoRep /)).toBe(gwReq);
+    // Every one answered while LCP is Opened; one that crosses pppd's Terminate-Request on the way in is not
+    // (RFC 1661 5.8: Echo-Request is answered in the Opened state only), so the last may go unanswered.
+    const gwRep = count(/^sent \[LCP EchoRep /);
+    expect(gwRep).toBeLessThanOrEqual(gwReq);
+    expect(gwRep).toBeGreaterThanOrEqual(gwReq - 1);
     expect(log).not.toMatch(/No response to \d+ echo-requests|Serial link appears to be disconnected/);
     const held = t.rec('pppd-stateless').held!;
     expect(held).toMatchObject({ control: 'established', up: true, unexpected: 0 });
