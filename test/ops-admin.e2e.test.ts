@@ -41,18 +41,20 @@ describe.skipIf(!f.ok)('admin API and vpngw sessions against real sessions of a 
   let server: Proc;
   let clients: LabClients;
   let adminUrl: string;
+  let gwTun: string;
 
   /** `vpngw ARGS` in ns B (where an operator's workstation would be). */
   const vpngw = (args: string[], env: Record<string, string> = {}) => L.run(L.b, args, env);
 
   beforeAll(async () => {
     L = await ServeLab.open('adm', 'vpngw-ops-admin-');
+    gwTun = uniqueIfName('tadm');
     const { link, cfg, tmp } = L;
     adminUrl = `http://${link.host(1)}:9477`;
     writeFileSync(
       cfg,
       `stateDir: state
-dataplane: {workers: 2, maxSessionsPerWorker: 64, tun: {name: ${uniqueIfName('tadm')}, mtu: 1400}}
+dataplane: {workers: 2, maxSessionsPerWorker: 64, tun: {name: ${gwTun}, mtu: 1400, txQueueLen: 3000}}
 users: {demoUser: false}
 auth: {sstp: [mschapv2, eap-mschapv2]}
 sstp: {listen: ${link.host(1)}, port: 443}
@@ -76,6 +78,8 @@ admin: {listen: ${link.host(1)}, port: 9477, token: ${JSON.stringify(TOKEN)}}
 
     server = await L.serve();
     expect(server.err).toContain(`admin API on ${adminUrl}`);
+    // The gateway's TUN device as configured: its MTU and its queue towards the readers (dataplane.tun.txQueueLen).
+    expect(await L.a.ip('link', 'show', gwTun)).toMatch(/mtu 1400 .*qlen 3000/);
     clients = L.clientsOf(server);
   }, 240_000);
 

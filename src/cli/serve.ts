@@ -93,7 +93,7 @@ export function openDataplane(config: Readonly<Config>, log: Logger): RunningDat
     })();
     fd = tun.fd;
     try {
-      native.configureInterface(tun.name, { ...netns, mtu: d.tun.mtu, ipv4: d.gateway, prefixLen: d.prefixLength, up: true });
+      native.configureInterface(tun.name, { ...netns, mtu: d.tun.mtu, txQueueLen: d.tun.txQueueLen, ipv4: d.gateway, prefixLen: d.prefixLength, up: true });
     } catch (e) {
       throw needsRoot(e, `cannot configure ${tun.name}`);
     }

@@ -29,7 +29,7 @@ describe('embedded default', () => {
     expect(c.sstp.hashes).toEqual(['sha256', 'sha1']);
     expect(c.pptp).toMatchObject({ enabled: false, port: 1723, allowPap: false, requireMppe: true, echoInterval: 60_000 });
     expect(c.l2tp.enabled).toBe(false);
-    expect(c.dataplane.tun).toEqual({ name: 'vpngw0', mtu: 1400 });
+    expect(c.dataplane.tun).toEqual({ name: 'vpngw0', mtu: 1400, txQueueLen: 2048 });
     expect(c.dataplane.gateway).toBe('198.18.128.1');
     expect(c.dataplane.workers).toBe(Math.min(64, os.availableParallelism()));
     expect(c.pools).toEqual({ default: { ranges: ['198.18.128.0/24'] } });
@@ -80,6 +80,7 @@ describe('per-section issues with exact paths', () => {
     ['dataplane: {rings: {bogus: 8}}', 'dataplane.rings.bogus', 'unknown key'],
     ['dataplane: {tun: {name: "this-name-is-too-long"}}', 'dataplane.tun.name', /^expected an interface name/],
     ['dataplane: {tun: {mtu: 9000}}', 'dataplane.tun.mtu', 'expected an integer 576..1920, got 9000'],
+    ['dataplane: {tun: {txQueueLen: 8}}', 'dataplane.tun.txQueueLen', 'expected an integer 16..65536, got 8'],
     ['dataplane: {gateway: 198.18.128.300}', 'dataplane.gateway', 'expected an IPv4 address like 198.18.128.1, got "198.18.128.300"'],
     ['pools: {default: {ranges: ["198.18.128.0/33"]}}', 'pools.default.ranges[0]', /^expected a CIDR block/],
     ['pools: {default: {ranges: ["198.18.128.9-198.18.128.2"]}}', 'pools.default.ranges[0]', 'range 198.18.128.9-198.18.128.2 ends before it starts'],

@@ -135,7 +135,7 @@ export function openTunQueues(config: Readonly<Config>, count: number, log: Logg
       }
     }
     try {
-      native.configureInterface(name, { ...netns, mtu: d.tun.mtu, ipv4: d.gateway, prefixLen: d.prefixLength, up: true });
+      native.configureInterface(name, { ...netns, mtu: d.tun.mtu, txQueueLen: d.tun.txQueueLen, ipv4: d.gateway, prefixLen: d.prefixLength, up: true });
     } catch (e) {
       throw onPermission(e, `cannot configure ${name}`);
     }
