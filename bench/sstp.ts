@@ -32,6 +32,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
+import * as abi from '../assembly/abi.js';
 import { DataPlane } from '../src/dataplane/engine.js';
 import { native, nativeAvailable } from '../src/dataplane/native.js';
 import { connectSstp, type SstpClient } from '../src/client/sstp.js';
@@ -448,6 +449,29 @@ async function startRelayReference(L: GatewayLab, peer: Peer): Promise<{ net: Su
   };
 }
 
+/**
+ * Where the gateway loses downlink packets: its TUN device's kernel queue
+ * (the reader stops reading while the TUN_RX ring is full; the queue then
+ * overflows: ip -s link, TX dropped), the ring's full events, the engine's
+ * drop counters. Undefined parts when the gateway runs in worker threads.
+ */
+async function gatewayLoss(L: GatewayLab): Promise<{ tunQueue: number; ringFull: number; engine: number }> {
+  const tun = L.gateway.config.dataplane.tun.name;
+  const r = await L.a.exec(['ip', '-j', '-s', 'link', 'show', 'dev', tun], { allowFail: true });
+  let tunQueue = NaN;
+  try {
+    tunQueue = Number((JSON.parse(r.stdout) as { stats64: { tx: { dropped: number } } }[])[0]!.stats64.tx.dropped);
+  } catch {
+    // no such device or no JSON: left NaN
+  }
+  const e = L.engine;
+  return {
+    tunQueue,
+    ringFull: e ? Number(e.ring(abi.RingId.TUN_RX).counter(abi.R_FULL_EVENTS)) : NaN,
+    engine: e ? Object.values(e.drops()).reduce((a, b) => a + Number(b), 0) : NaN,
+  };
+}
+
 async function latency(ctx: BenchContext, L: GatewayLab, peer: Peer, p: Plan, maxPps: number, rows: BenchRow[]): Promise<void> {
   const tun = uniqueIfName('bl');
   const c = await peer.call<{ up: number; ipv4s: string[]; failures: string[] }>('sstpConnect', {
@@ -474,14 +498,20 @@ async function latency(ctx: BenchContext, L: GatewayLab, peer: Peer, p: Plan, ma
     for (const frac of [0, 0.1, 0.5]) {
       const pps = Math.round(frac * maxPps);
       const res = {} as Record<keyof typeof paths, { rtts: number[]; lost: number; load: number }>;
+      let gwLoss = '';
       for (const via of ['tunnel', 'relay', 'direct'] as const) {
         if (pps > 0) {
           await peer.call('loadStart', { pps, len: 1400, nsA: L.a.name, far: L.behind.host(1), dst: paths[via].load, port: SINK_PORT, nsB: L.b.name });
           await sleep(200);
         }
+        const loss0 = via === 'tunnel' ? await gatewayLoss(L) : undefined;
         const r = await ping(L, paths[via].ping, p.pings);
         const l = pps > 0 ? await peer.call<{ sent: number; received: number; seconds: number }>('loadStop', {}) : { received: 0, seconds: 1 };
         res[via] = { ...r, load: l.received / l.seconds };
+        if (loss0) {
+          const loss1 = await gatewayLoss(L);
+          gwLoss = `; the gateway lost ${loss1.tunQueue - loss0.tunQueue} in its TUN queue (TUN_RX ring full ${loss1.ringFull - loss0.ringFull} times), ${loss1.engine - loss0.engine} in the engine`;
+        }
       }
       const { tunnel: t, relay: r, direct: d } = res;
       const what = frac === 0 ? 'idle' : `${frac * 100}% load (${fmt(pps)} pps of 1400B downlink)`;
@@ -494,7 +524,7 @@ async function latency(ctx: BenchContext, L: GatewayLab, peer: Peer, p: Plan, ma
           unit: 'ms',
           reference: { name: 'bare TLS relay, same threads and load', value: relayAdded },
           ...(q === 99 && frac === 0.5 ? { target: { op: '<=', value: 1, of: 'value' } as const } : {}),
-          note: `ping RTT p${q} through the tunnel ${percentile(t.rtts, q).toFixed(3)} ms, the relay ${percentile(r.rtts, q).toFixed(3)} ms, direct ${percentile(d.rtts, q).toFixed(3)} ms; ${p.pings} pings, lost ${t.lost}/${r.lost}/${d.lost}${pps ? `; load delivered ${fmt(t.load)}/${fmt(r.load)}/${fmt(d.load)} pps` : ''}`,
+          note: `ping RTT p${q} through the tunnel ${percentile(t.rtts, q).toFixed(3)} ms, the relay ${percentile(r.rtts, q).toFixed(3)} ms, direct ${percentile(d.rtts, q).toFixed(3)} ms; ${p.pings} pings, lost ${t.lost}/${r.lost}/${d.lost}${pps ? `; load delivered ${fmt(t.load)}/${fmt(r.load)}/${fmt(d.load)} pps${gwLoss}` : ''}`,
         });
       }
       ctx.log(
