@@ -8,7 +8,7 @@
 // Frames that are not data go to TypeScript through the CTRL ring.
 import {
   RingId, Drop, Stat, SE_KIND, SE_STATE, SE_V4, SE_FLAGS, SE_UP_PKTS, SE_UP_BYTES, SE_DOWN_PKTS, SE_DOWN_BYTES,
-  SE_DROPS, SE_MTU, SessionState, SessionFlag, Tunnel, NO_SESSION, SLOT_PAYLOAD_OFFSET,
+  SE_DROPS, SE_MTU, SessionState, SessionFlag, Tunnel, NO_SESSION, SLOT_PAYLOAD_OFFSET, R_SLOTS, R_HEAD, R_TAIL,
 } from './abi';
 import { ringAddr, ringReady, ringPeek, ringRelease, ringReserve, ringPublish, slotLen, slotData, slotValid, slotSet, slotCapacity } from './ring';
 import { ipv4HeaderLen, be32 } from './ip';
@@ -39,6 +39,24 @@ export function sessionDrop(se: usize, reason: i32): void {
   if (kind == Tunnel.SSTP) return Stat.SSTP_UP_PKTS;
   if (kind == Tunnel.PPTP) return Stat.PPTP_UP_PKTS;
   return Stat.L2TP_UP_PKTS;
+}
+
+/**
+ * Free CTRL slots an input loop wants before it consumes one more input slot
+ * (our choice): one TLS chunk or GRE packet of a tunnel being set up carries
+ * a few control frames. An input loop that finds less room stops and leaves
+ * its input in place; TypeScript drains CTRL after every process() call and
+ * calls again (src/dataplane/engine.ts pump). Without it a storm of set-ups
+ * (256 at a time, measured) overflowed CTRL, dropped LCP/EAP/IPCP frames and
+ * cost their tunnels PPP's 3 s retransmission each.
+ */
+export const CTRL_HEADROOM: u32 = 16;
+
+/** Whether CTRL has room for the control frames of one more input slot (true without a CTRL ring: nothing to protect). */
+export function ctrlHasRoom(): bool {
+  const r = ringAddr(RingId.CTRL);
+  if (r == 0) return true;
+  return load<u32>(r + R_SLOTS) - (load<u32>(r + R_HEAD) - atomic.load<u32>(r + R_TAIL)) >= CTRL_HEADROOM;
 }
 
 /**

@@ -35,7 +35,7 @@ import { count, drop } from './stats';
 import { sessionAddr } from './session';
 import { callIdTable, maxSessions, scratch, scratchSize } from './layout';
 import { pppParse, pppProtocol, pppInfoOffset, pppHeaderLen, pppWriteHeader, PPP_IPV4, PPP_IPV6, PPP_MPPE } from './ppp';
-import { deliverIpv4, divert, sessionDrop, accountDown, accountUp } from './forward';
+import { deliverIpv4, divert, sessionDrop, accountDown, accountUp, ctrlHasRoom } from './forward';
 import { mppeDecrypt, mppeEncryptIpv4, MPPE_HEADER } from './mppe';
 
 // From the spec (RFC 2637 4.1).
@@ -298,7 +298,7 @@ export function greReceive(budget: u32): u32 {
   const r = ringAddr(RingId.GRE_RX);
   if (r == 0) return 0;
   let done: u32 = 0;
-  while (done < budget && ringReady(r) > 0) {
+  while (done < budget && ringReady(r) > 0 && ctrlHasRoom()) {
     const s = ringPeek(r);
     done++;
     if (!slotValid(r, s)) { drop(Drop.BAD_SLOT); ringRelease(r); continue; }

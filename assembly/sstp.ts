@@ -27,7 +27,7 @@ import { count, drop } from './stats';
 import { sessionAddr } from './session';
 import { maxSessions, streamBuf, streamBufSize } from './layout';
 import { pppParse, pppProtocol, pppInfoOffset, pppHeaderLen, pppWriteHeader, PPP_IPV4, PPP_IPV6 } from './ppp';
-import { deliverIpv4, divert, sessionDrop, accountDown } from './forward';
+import { deliverIpv4, divert, sessionDrop, accountDown, ctrlHasRoom } from './forward';
 
 // From the spec (MS-SSTP 2.2.1).
 export const SSTP_VERSION: u32 = 0x10;
@@ -129,7 +129,7 @@ export function sstpStreamIn(budget: u32): u32 {
   const r = ringAddr(RingId.STREAM_IN);
   if (r == 0 || streamBufSize < <u32>STREAM_BUF_SIZE) return 0;
   let done: u32 = 0;
-  while (done < budget && ringReady(r) > 0) {
+  while (done < budget && ringReady(r) > 0 && ctrlHasRoom()) {
     const s = ringPeek(r);
     done++;
     const idx = slotSession(s);

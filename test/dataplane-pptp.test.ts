@@ -156,6 +156,25 @@ describe('PPTP GRE framing', () => {
   });
 });
 
+describe('PPTP control frames under a burst', () => {
+  it('more control frames than the CTRL ring holds wait in GRE_RX instead of being dropped', () => {
+    const dp = new DataPlane({ maxSessions: 8, ringSlots: { [abi.RingId.CTRL]: 32, [abi.RingId.GRE_RX]: 256 } });
+    const idx = dp.sessions.allocate()!;
+    dp.sessions.attach(idx, { tunnel: abi.Tunnel.PPTP, client: false, gre: { peer: CLIENT, myCallId: SERVER_CALL, peerCallId: CLIENT_CALL } });
+    const seen: number[] = [];
+    dp.onControl((p) => seen.push(p[p.length - 1]!));
+    for (let i = 0; i < 100; i++) {
+      // GRE v1 with sequence number i, then an LCP Echo-Request (a control frame, diverted to TypeScript) tagged i.
+      const frame = new Uint8Array([0x30, 0x01, 0x88, 0x0b, 0, 0, SERVER_CALL >> 8, SERVER_CALL & 255, 0, 0, 0, i, 0xff, 0x03, 0xc0, 0x21, 9, i, 0, 9, 0, 0, 0, 0, i]);
+      new DataView(frame.buffer).setUint16(4, frame.length - 12);
+      expect(dp.ring(abi.RingId.GRE_RX).push(overIp(CLIENT, SERVER, frame), { addr: slotAddr(CLIENT) })).toBe(true);
+    }
+    for (let i = 0; i < 50 && dp.ring(abi.RingId.GRE_RX).occupancy > 0; i++) dp.pump();
+    expect(dp.drops().ctrl_ring_full).toBe(0n);
+    expect(seen).toEqual(Array.from({ length: 100 }, (_, i) => i));
+  });
+});
+
 describe('PPTP back to back (server <-> client data planes)', () => {
   for (const bits of [40, 56, 128] as const) {
     for (const stateless of [false, true]) {

@@ -139,6 +139,29 @@ describe('SSTP uplink (stream -> WASM)', () => {
     }
   });
 
+  it('a burst of control frames from many sessions larger than the CTRL ring waits in STREAM_IN instead of being dropped', () => {
+    // 48 tunnels being set up at once, each TLS read carrying three control frames: 144 for a CTRL ring of 32.
+    const dp = new DataPlane({ maxSessions: 64, ringSlots: { [abi.RingId.CTRL]: 32, [abi.RingId.STREAM_IN]: 64 } });
+    const ctrl: { session: number; data: number[] }[] = [];
+    dp.onControl((p, m: SlotMeta) => ctrl.push({ session: m.session, data: Array.from(p) }));
+    const chunk = concat(echoCtl, sstp(false, lcpEcho), echoCtl);
+    const sessions: number[] = [];
+    for (let i = 0; i < 48; i++) {
+      const idx = dp.sessions.allocate()!;
+      dp.sessions.attach(idx, { tunnel: abi.Tunnel.SSTP });
+      expect(dp.streamIn(idx, chunk)).toBe(chunk.length);
+      sessions.push(idx);
+    }
+    // Each pump stops consuming while CTRL is short of room; the next one (rescheduled by the engine) goes on.
+    for (let i = 0; i < 50 && dp.ring(abi.RingId.STREAM_IN).occupancy > 0; i++) dp.pump();
+    expect(dp.ring(abi.RingId.STREAM_IN).occupancy).toBe(0);
+    expect(dp.drops().ctrl_ring_full).toBe(0n);
+    expect(ctrl).toHaveLength(144);
+    for (const idx of sessions) {
+      expect(ctrl.filter((c) => c.session === idx).map((c) => c.data)).toEqual([Array.from(echoCtl), Array.from(lcpEcho), Array.from(echoCtl)]);
+    }
+  });
+
   it('drops stream bytes for a session that is not attached', () => {
     const { dp, st } = setup();
     const other = st.allocate()!;
