@@ -31,6 +31,14 @@ import type { TunnelPppOptions, TunnelSession } from './session.js';
 // Our choices.
 /** After end(), how long a socket may take to flush before it is destroyed. */
 export const SOCKET_LINGER_MS = 2_000;
+/**
+ * Connections the kernel may hold for a listener before we accept them (the
+ * kernel caps it at net.core.somaxconn, 4096 by default). A storm of
+ * reconnecting clients (after a restart, a link flap) arrives faster than a
+ * busy event loop accepts; past the backlog their SYNs are dropped and each
+ * waits out TCP's 1 s, 3 s, 7 s retransmissions.
+ */
+export const LISTEN_BACKLOG = 4096;
 
 export enum ServiceState {
   Stopped = 'Stopped',
@@ -128,8 +136,9 @@ export function listenOn(server: net.Server, where: { label: string; host: strin
     };
     server.once('error', onError);
     server.once('listening', onListening);
-    if (where.fd !== undefined) server.listen({ fd: where.fd });
-    else server.listen({ host: where.host, port: where.port });
+    // Node would listen() with its own backlog of 511 (on a given fd too, replacing the one it was made with).
+    if (where.fd !== undefined) server.listen({ fd: where.fd, backlog: LISTEN_BACKLOG });
+    else server.listen({ host: where.host, port: where.port, backlog: LISTEN_BACKLOG });
   });
 }
 

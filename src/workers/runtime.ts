@@ -37,6 +37,7 @@ import type { ProtocolServer, ServerContext } from '../admin/gateway.js';
 import type { TunnelMetrics } from '../metrics/registry.js';
 import type { Verifier } from '../ppp/auth/types.js';
 import type { AddressSteering } from '../tunnel/session.js';
+import { LISTEN_BACKLOG } from '../tunnel/service.js';
 import { DataPlane } from '../dataplane/engine.js';
 import type { Layout, LayoutOptions } from '../dataplane/layout.js';
 import { native } from '../dataplane/native.js';
@@ -50,8 +51,6 @@ import { MirroringRegistry, serveTeardowns } from './sessions.js';
 // Our choices.
 /** How long a worker waits for main's verifier (failures are delayed by the throttle; RADIUS may be slow). */
 export const VERIFY_TIMEOUT_MS = 30_000;
-/** Listen backlog of a worker's TCP listeners. */
-export const LISTEN_BACKLOG = 1024;
 
 /** What main gives a worker (worker_threads workerData; structured-clone plain data). */
 export interface WorkerInit {
