@@ -62,6 +62,7 @@ interface Plan {
 function plan(quick: boolean): Plan {
   const p = planDefaults(quick);
   if (process.env.VPNGW_BENCH_MS) p.ms = Number(process.env.VPNGW_BENCH_MS);
+  if (process.env.VPNGW_BENCH_SETUP_CONCURRENCY) p.setupConcurrency = Number(process.env.VPNGW_BENCH_SETUP_CONCURRENCY);
   return p;
 }
 
@@ -254,6 +255,7 @@ async function setupRate(ctx: BenchContext, L: GatewayLab, peer: Peer, p: Plan, 
   {
     const p0 = await peer.call<{ cpu: number }>('cpu', {});
     const threads0 = threadCpu();
+    const drops0 = L.engine?.drops();
     const s0 = sample();
     const c = await peer.call<{ up: number; failed: number; failures: string[]; wallMs: number; setupMs: number[] }>('sstpConnect', {
       group: 'setup',
@@ -283,6 +285,9 @@ async function setupRate(ctx: BenchContext, L: GatewayLab, peer: Peer, p: Plan, 
     });
     ctx.log(`set-up ${label} (peer): ${rate.toFixed(0)}/s, gateway ${cpuMs.toFixed(2)} ms CPU each (main thread ${mainMs.toFixed(2)}), ${c.failed} failed`);
     ctx.log(`  busiest gateway threads, ms per set-up: ${threads}`);
+    const drops1 = L.engine?.drops();
+    const dropped = drops0 && drops1 ? Object.entries(drops1).filter(([k, v]) => v !== drops0[k]).map(([k, v]) => `${k} ${v - drops0[k]!}`) : [];
+    if (dropped.length) ctx.log(`  gateway data-plane drops during the set-ups: ${dropped.join(', ')}`);
     const t0 = performance.now();
     await peer.call('close', { group: 'setup' });
     await waitUntil(() => L.gateway.sessions.size === 0, 60_000, 'the set-up sessions to go');
