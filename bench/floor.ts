@@ -52,13 +52,13 @@
  * the end, on failure and by the exit hook; stale ones swept by the next
  * run), a veth pair and the TUN's prefixes from 198.18.0.0/15.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import * as abi from '../assembly/abi.js';
 import { DataPlane } from '../src/dataplane/engine.js';
-import { native, nativeAvailable } from '../src/dataplane/native.js';
+import { native } from '../src/dataplane/native.js';
 import { NetLab, uniqueIfName, type Netns, type Subnet } from '../test/lib/netns.js';
 import { BATCH, rc4Ceiling } from './datapath.js';
-import { loadAverage, runPart } from './lab.js';
+import { labUnavailable, loadAverage, runPart, threadCpu } from './lab.js';
 import { fmt, type BenchContext, type BenchRow, type BenchSuite } from './lib.js';
 import { IoRing, runWindowed, udpPacket } from './traffic.js';
 
@@ -100,21 +100,7 @@ function taskTimes(tid: number): { user: number; sys: number; sleeps: number } |
 
 /** Thread ids of this process named vpngw-io-* (the addon's I/O threads). */
 function ioThreadIds(): Set<number> {
-  const out = new Set<number>();
-  let tids: string[] = [];
-  try {
-    tids = readdirSync('/proc/self/task');
-  } catch {
-    return out;
-  }
-  for (const tid of tids) {
-    try {
-      if (readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').startsWith('vpngw-io-')) out.add(Number(tid));
-    } catch {
-      // the thread ended
-    }
-  }
-  return out;
+  return new Set([...threadCpu()].filter(([, t]) => t.name.startsWith('vpngw-io-')).map(([tid]) => tid));
 }
 
 /** An I/O thread under measurement: its ring, its thread id (for /proc), its packet counter. */
@@ -569,12 +555,7 @@ function floorRows(len: number, rc4: Rc4, c: Required<Omit<Costs, 'greSendOwn'>>
 export const suite: BenchSuite = {
   name: 'floor',
   // VPNGW_BENCH_LENS (default 1400,64), VPNGW_BENCH_PARTS (tun-read, tun-write, gre) narrow a run.
-  unavailable() {
-    if (process.getuid?.() !== 0) return 'needs root (network namespaces, TUN device, raw GRE sockets)';
-    if (!existsSync('/dev/net/tun')) return 'no /dev/net/tun';
-    if (!nativeAvailable()) return 'the native addon is not built (npm ci)';
-    return undefined;
-  },
+  unavailable: () => labUnavailable('network namespaces, TUN device, raw GRE sockets'),
   async run(ctx) {
     const p = plan(ctx.quick);
     const rows: BenchRow[] = [];

@@ -24,7 +24,7 @@
  * threads: main, TUN and socket I/O threads) at each mark.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,7 +33,7 @@ import { Gateway, type ProtocolServer } from '../src/admin/gateway.js';
 import { openDataplane, type RunningDataplane } from '../src/cli/serve.js';
 import { GatewayMetrics } from '../src/metrics/registry.js';
 import { snapshotDataplane } from '../src/metrics/dataplane.js';
-import { native } from '../src/dataplane/native.js';
+import { native, nativeAvailable } from '../src/dataplane/native.js';
 import type { DataPlane } from '../src/dataplane/engine.js';
 import { silentLogger, createLogger, type Logger } from '../src/util/log.js';
 import { systemClock } from '../src/util/clock.js';
@@ -273,6 +273,14 @@ function mainThreadCpu(): number {
   } catch {
     return NaN;
   }
+}
+
+/** Why a suite that needs root, /dev/net/tun and the addon (for `needs`) cannot run here; undefined when it can. */
+export function labUnavailable(needs: string): string | undefined {
+  if (process.getuid?.() !== 0) return `needs root (${needs})`;
+  if (!existsSync('/dev/net/tun')) return 'no /dev/net/tun';
+  if (!nativeAvailable()) return 'the native addon is not built (npm ci)';
+  return undefined;
 }
 
 /** CPU seconds of every thread of this process, by thread id (with its name). */

@@ -215,22 +215,33 @@ interface TlsRefArgs {
   netns: string;
 }
 
-function tlsConnect(a: TlsRefArgs): Promise<tls.TLSSocket> {
+/**
+ * A node:tls connection from this process (entering `netns` unless it runs
+ * there) to host:port, resolved once the handshake is done. The gateway's
+ * own certificate is not checked: the references measure TLS work, not trust.
+ */
+function tlsFrom(a: { host: string; port: number; netns: string }, o: { secureContext?: tls.SecureContext; noDelay?: boolean } = {}): Promise<tls.TLSSocket> {
   return new Promise((resolve, reject) => {
-    const raw = new net.Socket({ fd: native.tcpSocket({ netns: a.netns }) });
+    const netns = clientNetns(a.netns);
+    const raw = netns !== undefined ? new net.Socket({ fd: native.tcpSocket({ netns }) }) : new net.Socket();
     const timer = setTimeout(() => {
       raw.destroy();
       reject(new Error(`TLS connection to ${a.host}:${a.port} not up within 15 s`));
     }, 15_000);
-    raw.once('error', reject);
+    const fail = (e: Error) => {
+      clearTimeout(timer);
+      raw.destroy();
+      reject(e);
+    };
+    raw.once('error', fail);
     raw.connect(a.port, a.host, () => {
-      raw.off('error', reject);
-      // The reference only needs the same TLS as the tunnel; the certificate is the gateway's own, not checked here.
-      const s = tls.connect({ socket: raw, minVersion: 'TLSv1.2', rejectUnauthorized: false });
-      s.once('error', reject);
+      raw.off('error', fail);
+      if (o.noDelay) raw.setNoDelay(true);
+      const s = tls.connect({ socket: raw, rejectUnauthorized: false, ...(o.secureContext ? { secureContext: o.secureContext } : { minVersion: 'TLSv1.2' }) });
+      s.once('error', fail);
       s.once('secureConnect', () => {
         clearTimeout(timer);
-        s.off('error', reject);
+        s.off('error', fail);
         resolve(s);
       });
     });
@@ -244,7 +255,7 @@ function tlsConnect(a: TlsRefArgs): Promise<tls.TLSSocket> {
  * samples its counter at our marks).
  */
 async function tlsRef(a: TlsRefArgs) {
-  const sockets = await Promise.all(Array.from({ length: a.conns }, () => tlsConnect(a)));
+  const sockets = await Promise.all(Array.from({ length: a.conns }, () => tlsFrom(a)));
   let bytes = 0;
   let stop = false;
   // The request: who sends (0: the server, 1: we do) and the write size.
@@ -284,7 +295,7 @@ async function tlsIdle(a: Omit<TlsRefArgs, 'dir' | 'len' | 'warmMs' | 'ms'>) {
   for (let i = 0; i < a.conns; i += 32) {
     const batch = await Promise.all(
       Array.from({ length: Math.min(32, a.conns - i) }, async () => {
-        const s = await tlsConnect({ ...a, dir: 'up', len: 0, warmMs: 0, ms: 0 });
+        const s = await tlsFrom(a);
         s.on('error', () => undefined);
         await new Promise<void>((resolve) => {
           let got = 0;
@@ -360,35 +371,28 @@ let setupTls: tls.TLSSocket[] = [];
  * connections stay open (closed by tlsSetupsClose), as the tunnels do.
  */
 async function tlsSetups(a: TlsSetupArgs) {
-  const ctx = tls.createSecureContext({ minVersion: 'TLSv1.2' });
-  const netns = clientNetns(a.netns);
-  const one = () =>
-    new Promise<tls.TLSSocket>((resolve, reject) => {
-      const raw = netns !== undefined ? new net.Socket({ fd: native.tcpSocket({ netns }) }) : new net.Socket();
-      raw.once('error', reject);
-      raw.connect(a.port, a.host, () => {
-        raw.off('error', reject);
-        raw.setNoDelay(true);
-        // The gateway's own certificate, not checked: the reference is the TLS work, as in tlsConnect.
-        const s = tls.connect({ socket: raw, secureContext: ctx, rejectUnauthorized: false });
-        s.once('error', reject);
-        s.once('secureConnect', () => {
-          let left = a.rounds;
-          let got = 0;
-          const msg = Buffer.alloc(a.len, 0x5a);
-          s.on('data', (d: Buffer) => {
-            got += d.length;
-            if (got < a.len) return;
-            got -= a.len;
-            if (--left === 0) {
-              s.off('error', reject);
-              resolve(s);
-            } else s.write(msg);
-          });
-          s.write(msg);
-        });
+  const secureContext = tls.createSecureContext({ minVersion: 'TLSv1.2' });
+  const msg = Buffer.alloc(a.len, 0x5a);
+  const one = async () => {
+    const s = await tlsFrom(a, { secureContext, noDelay: true });
+    await new Promise<void>((resolve, reject) => {
+      let left = a.rounds;
+      let got = 0;
+      s.once('error', reject);
+      s.on('data', (d: Buffer) => {
+        got += d.length;
+        if (got < a.len) return;
+        got -= a.len;
+        if (--left > 0) s.write(msg);
+        else {
+          s.off('error', reject);
+          resolve();
+        }
       });
+      s.write(msg);
     });
+    return s;
+  };
   let next = 0;
   let failed = 0;
   const t0 = performance.now();
@@ -432,22 +436,8 @@ async function relayStart(a: RelayArgs) {
   const netns = clientNetns(a.netns);
   const tun = native.openTun(a.tun, netns !== undefined ? { netns } : {});
   native.configureInterface(tun.name, { ...(netns !== undefined ? { netns } : {}), ipv4: a.address, prefixLen: 24, mtu: 1400, up: true });
-  const ctx = tls.createSecureContext({ minVersion: 'TLSv1.2' });
-  const socket = await new Promise<tls.TLSSocket>((resolve, reject) => {
-    const raw = netns !== undefined ? new net.Socket({ fd: native.tcpSocket({ netns }) }) : new net.Socket();
-    raw.once('error', reject);
-    raw.connect(a.port, a.host, () => {
-      raw.off('error', reject);
-      raw.setNoDelay(true);
-      const s = tls.connect({ socket: raw, secureContext: ctx, rejectUnauthorized: false });
-      s.once('error', reject);
-      s.once('secureConnect', () => {
-        s.off('error', reject);
-        s.on('error', () => undefined);
-        resolve(s);
-      });
-    });
-  });
+  const socket = await tlsFrom(a, { noDelay: true });
+  socket.on('error', () => undefined);
   relay = new TunTlsRelay(tun.fd, socket);
   return {};
 }

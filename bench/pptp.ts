@@ -24,11 +24,9 @@
  * Targets (stateful, 1400 bytes, one way): >= 1.2 Gbit/s per core and >= 70%
  * of the RC4 ceiling.
  */
-import { existsSync } from 'node:fs';
-import { nativeAvailable } from '../src/dataplane/native.js';
 import { fmt, rate, type BenchContext, type BenchRow, type BenchSuite } from './lib.js';
 import { BATCH, rc4Ceiling } from './datapath.js';
-import { Peer, USERS, loadAverage, measureTraffic, recoverLab, runPart, startGatewayLab, waitUntil, type GatewayLab } from './lab.js';
+import { Peer, USERS, labUnavailable, loadAverage, measureTraffic, recoverLab, runPart, startGatewayLab, waitUntil, type GatewayLab } from './lab.js';
 
 interface Plan {
   warmMs: number;
@@ -124,12 +122,7 @@ async function goodput(ctx: BenchContext, L: GatewayLab, peer: Peer, p: Plan, ro
 export const suite: BenchSuite = {
   name: 'pptp',
   // VPNGW_BENCH_{SESSIONS,LENS,DIRS,MODES,MS,WINDOW} narrow or tune a run (see bench/RESULTS.md).
-  unavailable() {
-    if (process.getuid?.() !== 0) return 'needs root (network namespaces, TUN device, raw GRE sockets)';
-    if (!existsSync('/dev/net/tun')) return 'no /dev/net/tun';
-    if (!nativeAvailable()) return 'the native addon is not built (npm ci)';
-    return undefined;
-  },
+  unavailable: () => labUnavailable('network namespaces, TUN device, raw GRE sockets'),
   async run(ctx) {
     const p = plan(ctx.quick);
     const rows: BenchRow[] = [];

@@ -28,20 +28,19 @@
  *   gateway through 1 and 10 tunnels (each client with its own TUN device),
  *   against the same run without tunnels.
  */
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import * as abi from '../assembly/abi.js';
 import { DataPlane } from '../src/dataplane/engine.js';
-import { native, nativeAvailable } from '../src/dataplane/native.js';
+import { native } from '../src/dataplane/native.js';
 import { connectSstp, type SstpClient } from '../src/client/sstp.js';
 import type { CertAlgorithm } from '../src/sstp/cert.js';
 import { uniqueIfName, type Subnet } from '../test/lib/netns.js';
 import { fmt, type BenchContext, type BenchRow, type BenchSuite } from './lib.js';
 import { writeAsFastAsTaken } from './traffic.js';
 import { TunTlsRelay } from './relay.js';
-import { GATEWAY, Peer, benchWorkers, busiestThreads, threadCpu, SINK_PORT, USERS, loadAverage, measureTraffic, part, percentile, recoverLab, runPart, sample, sleep, startGatewayLab, waitUntil, type GatewayLab, type Marks } from './lab.js';
+import { GATEWAY, Peer, benchWorkers, labUnavailable, busiestThreads, threadCpu, SINK_PORT, USERS, loadAverage, measureTraffic, part, percentile, recoverLab, runPart, sample, sleep, startGatewayLab, waitUntil, type GatewayLab, type Marks } from './lab.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** The reference TLS server's port (ns A, the gateway's address). */
@@ -609,12 +608,7 @@ async function httpLoad(ctx: BenchContext, L: GatewayLab, peer: Peer, p: Plan, r
 export const suite: BenchSuite = {
   name: 'sstp',
   // VPNGW_BENCH_PARTS=goodput,setup,memory,latency,http runs only those parts (default: all).
-  unavailable() {
-    if (process.getuid?.() !== 0) return 'needs root (network namespaces, TUN devices)';
-    if (!existsSync('/dev/net/tun')) return 'no /dev/net/tun';
-    if (!nativeAvailable()) return 'the native addon is not built (npm ci)';
-    return undefined;
-  },
+  unavailable: () => labUnavailable('network namespaces, TUN devices'),
   async run(ctx) {
     const p = plan(ctx.quick);
     const rows: BenchRow[] = [];
