@@ -225,8 +225,13 @@ export enum Drop {
   MPPE_DISCARD = 29,
   /** INJECT slot for a session whose tunnel cannot carry it. */
   INJECT_INVALID = 30,
+  /**
+   * Downlink frames dropped by TypeScript (src/sstp/datapath.ts): the
+   * session's TLS socket already had its bound of unsent bytes queued.
+   */
+  STREAM_BACKLOG = 31,
 }
-export const DROP_COUNT = 31;
+export const DROP_COUNT = 32;
 
 // ---------------------------------------------------------------------------
 // Session table: L_MAX_SESSIONS entries of SESSION_SIZE bytes. The generic

@@ -289,6 +289,16 @@ export class DataPlane {
     return this.dv.getBigUint64(this.layout.stats + s * 8, true);
   }
 
+  /**
+   * Count `n` packets dropped by the TypeScript side of the data path (e.g.
+   * Drop.STREAM_BACKLOG), in the same counters as the WASM drops. Only from
+   * the thread that runs this engine (the counters have one writer).
+   */
+  countDrop(reason: abi.Drop, n: number): void {
+    const at = this.layout.stats + (abi.STAT_DROP_BASE + reason) * 8;
+    this.dv.setBigUint64(at, this.dv.getBigUint64(at, true) + BigInt(n), true);
+  }
+
   /** Drop counters by reason name (lowercase, as metric labels). */
   drops(): Record<string, bigint> {
     const out: Record<string, bigint> = {};

@@ -48,6 +48,12 @@ describe('SstpStreamPath', () => {
     dp.pump();
     expect(s.writes).toHaveLength(1);
     expect(path.stats).toMatchObject({ downlinkDropped: 1, downlinkDroppedBytes: 4 + 4 + pk.length });
+    expect(dp.drops().stream_backlog).toBe(1n);
+    // A pump's slot of three packets dropped at once counts three.
+    for (let i = 0; i < 3; i++) dp.ring(abi.RingId.TUN_RX).push(pk);
+    dp.pump();
+    expect(s.writes).toHaveLength(1);
+    expect(dp.drops().stream_backlog).toBe(4n);
     path.close();
     expect(dp.sessions.used).toBe(0);
     dp.close();

@@ -29,6 +29,17 @@ import * as abi from '../../assembly/abi.js';
 import type { DataPlane } from '../dataplane/engine.js';
 import type { ActivateParams, SessionCounters } from '../dataplane/sessions.js';
 
+/** SSTP packets in a STREAM_OUT slot (whole packets, MS-SSTP 2.2.1: 12-bit Length in octets 2-3, header included). */
+export function framesIn(bytes: Uint8Array): number {
+  let n = 0;
+  for (let at = 0; at + 4 <= bytes.length; n++) {
+    const len = ((bytes[at + 2]! & 0x0f) << 8) | bytes[at + 3]!;
+    if (len < 4) break;
+    at += len;
+  }
+  return n;
+}
+
 /** Our choice: unsent TLS bytes beyond which downlink data is dropped (about 80 ms at 100 Mbit/s). */
 export const MAX_WRITE_BACKLOG = 1 << 20;
 /**
@@ -199,6 +210,7 @@ export class SstpStreamPath {
     if (this.socket.writableLength + this.outLen > this.maxWriteBacklog) {
       this.stats.downlinkDropped++;
       this.stats.downlinkDroppedBytes += bytes.length;
+      this.dp.countDrop(abi.Drop.STREAM_BACKLOG, framesIn(bytes));
       return;
     }
     const need = this.outLen + bytes.length;
