@@ -459,7 +459,7 @@ async function startRelayReference(L: GatewayLab, peer: Peer): Promise<{ net: Su
  * overflows: ip -s link, TX dropped), the ring's full events, the engine's
  * drop counters. Undefined parts when the gateway runs in worker threads.
  */
-async function gatewayLoss(L: GatewayLab): Promise<{ tunQueue: number; ringFull: number; engine: number }> {
+async function gatewayLoss(L: GatewayLab): Promise<{ tunQueue: number; ringFull: number; engine: Record<string, bigint> }> {
   const tun = L.gateway.config.dataplane.tun.name;
   const r = await L.a.exec(['ip', '-j', '-s', 'link', 'show', 'dev', tun], { allowFail: true });
   let tunQueue = NaN;
@@ -472,7 +472,7 @@ async function gatewayLoss(L: GatewayLab): Promise<{ tunQueue: number; ringFull:
   return {
     tunQueue,
     ringFull: e ? Number(e.ring(abi.RingId.TUN_RX).counter(abi.R_FULL_EVENTS)) : NaN,
-    engine: e ? Object.values(e.drops()).reduce((a, b) => a + Number(b), 0) : NaN,
+    engine: e ? e.drops() : {},
   };
 }
 
@@ -514,7 +514,10 @@ async function latency(ctx: BenchContext, L: GatewayLab, peer: Peer, p: Plan, ma
         res[via] = { ...r, load: l.received / l.seconds };
         if (loss0) {
           const loss1 = await gatewayLoss(L);
-          gwLoss = `; the gateway lost ${loss1.tunQueue - loss0.tunQueue} in its TUN queue (TUN_RX ring full ${loss1.ringFull - loss0.ringFull} times), ${loss1.engine - loss0.engine} in the engine`;
+          const engine = Object.entries(loss1.engine)
+            .filter(([k, v]) => v !== loss0.engine[k])
+            .map(([k, v]) => `${k} ${v - (loss0.engine[k] ?? 0n)}`);
+          gwLoss = `; the gateway lost ${loss1.tunQueue - loss0.tunQueue} in its TUN queue (TUN_RX ring full ${loss1.ringFull - loss0.ringFull} times), in its data path: ${engine.join(', ') || 'none'}`;
         }
       }
       const { tunnel: t, relay: r, direct: d } = res;
