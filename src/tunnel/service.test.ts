@@ -5,9 +5,12 @@
  * src/pptp/service.test.ts (bounds, limits, graceful stop).
  */
 import { describe, it, expect } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import { native, nativeAvailable } from '../dataplane/native.js';
 import { isVpnError } from '../util/errors.js';
-import { HalfOpenBound, listenOn, normalizePeerAddress, socketTransport } from './service.js';
+import { HalfOpenBound, LISTEN_BACKLOG, listenOn, normalizePeerAddress, socketTransport } from './service.js';
 
 describe('HalfOpenBound', () => {
   it('counts per source up to the bound; a release counts once', () => {
@@ -26,7 +29,35 @@ describe('HalfOpenBound', () => {
   });
 });
 
+/** The accept backlog of the listener on 127.0.0.1:port, as the kernel has it (ss: Send-Q of a LISTEN socket). */
+function kernelBacklog(port: number): number {
+  const line = execFileSync('ss', ['-ltnH', `sport = :${port}`], { encoding: 'utf8' }).trim().split('\n')[0] ?? '';
+  return Number(line.split(/\s+/)[2]);
+}
+
 describe('listenOn', () => {
+  it('gives the kernel a backlog of LISTEN_BACKLOG (capped by somaxconn), for host:port and for a native listener fd made with another', async () => {
+    const want = Math.min(LISTEN_BACKLOG, Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8')));
+    const a = net.createServer();
+    await listenOn(a, { label: 'sstp', host: '127.0.0.1', port: 0 });
+    try {
+      expect(kernelBacklog((a.address() as net.AddressInfo).port)).toBe(want);
+    } finally {
+      a.close();
+    }
+    if (!nativeAvailable()) return; // the addon's listener is checked where it is built (CI builds it)
+    const fd = native.tcpListener({ address: '127.0.0.1', port: 0, backlog: 16 });
+    const b = net.createServer();
+    await listenOn(b, { label: 'sstp', host: '127.0.0.1', port: 0, fd });
+    try {
+      // Node's listen() on the fd would otherwise have replaced 16 by its own 511.
+      expect(kernelBacklog((b.address() as net.AddressInfo).port)).toBe(want);
+    } finally {
+      b.close();
+    }
+  });
+
+
   it('listens, and maps an address in use to ERR_ADDRESS_IN_USE naming the protocol and address', async () => {
     const a = net.createServer();
     await listenOn(a, { label: 'pptp', host: '127.0.0.1', port: 0 });

@@ -137,7 +137,8 @@ export function listenOn(server: net.Server, where: { label: string; host: strin
     server.once('error', onError);
     server.once('listening', onListening);
     // Node would listen() with its own backlog of 511 (on a given fd too, replacing the one it was made with).
-    if (where.fd !== undefined) server.listen({ fd: where.fd, backlog: LISTEN_BACKLOG });
+    // For an fd, Node takes the backlog only as the second argument, not from the options.
+    if (where.fd !== undefined) server.listen({ fd: where.fd }, LISTEN_BACKLOG);
     else server.listen({ host: where.host, port: where.port, backlog: LISTEN_BACKLOG });
   });
 }
