@@ -16,24 +16,14 @@
  * the tunnel carries traffic with no further resets.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { netnsSupport, reportSkip, type Netns } from './lib/netns.js';
+import { type Netns } from './lib/netns.js';
+import { labSupport } from './lib/gateway-lab.js';
 import { bulkTransfer, startPptpLab, waitUntil, USERS, GATEWAY, type PptpLab } from './lib/pptp-lab.js';
 import { PptpRelay } from './lib/pptp-relay.js';
 import { expectedSha256, udpTransfer } from './lib/udp-arq.js';
 import { connectPptp, type PptpClient } from '../src/client/pptp.js';
-import { native } from '../src/dataplane/native.js';
 
-const facility = await netnsSupport();
-const built = facility.ok && (() => {
-  try {
-    native.abi();
-    return true;
-  } catch {
-    return false;
-  }
-})();
-const f = facility.ok && !built ? { ok: false, reason: 'the native addon is not built (npm ci)' } : facility;
-reportSkip('PPTP over a lossy GRE path end-to-end test', f);
+const f = await labSupport('PPTP over a lossy GRE path end-to-end test');
 
 const LOSS = 0.1;
 const REORDER = 0.05;

@@ -19,23 +19,13 @@
  *    1723, GRE re-sent from N's raw socket, mapped by the clients' call ids).
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { netnsSupport, reportSkip, run, type Netns } from './lib/netns.js';
+import { reportSkip, run, type Netns } from './lib/netns.js';
+import { labSupport } from './lib/gateway-lab.js';
 import { startPptpLab, waitUntil, USERS, GATEWAY, type PptpLab } from './lib/pptp-lab.js';
 import { PptpRelay } from './lib/pptp-relay.js';
 import { connectPptp, type PptpClient } from '../src/client/pptp.js';
-import { native } from '../src/dataplane/native.js';
 
-const facility = await netnsSupport();
-const built = facility.ok && (() => {
-  try {
-    native.abi();
-    return true;
-  } catch {
-    return false;
-  }
-})();
-const f = facility.ok && !built ? { ok: false, reason: 'the native addon is not built (npm ci)' } : facility;
-reportSkip('PPTP behind NAT end-to-end tests', f);
+const f = await labSupport('PPTP behind NAT end-to-end tests');
 
 /** Does this kernel have the PPTP conntrack helper (nft can create a `ct helper` of type "pptp")? */
 async function kernelPptpHelper(): Promise<{ ok: boolean; reason: string }> {
