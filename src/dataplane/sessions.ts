@@ -74,6 +74,17 @@ export interface SessionCounters {
   drops: bigint;
 }
 
+/** The counters of the session entry at byte offset `se` of a data plane's memory (through its DataView `dv`). */
+export function readSessionCounters(dv: DataView, se: number): SessionCounters {
+  return {
+    upPackets: dv.getBigUint64(se + abi.SE_UP_PKTS, true),
+    upBytes: dv.getBigUint64(se + abi.SE_UP_BYTES, true),
+    downPackets: dv.getBigUint64(se + abi.SE_DOWN_PKTS, true),
+    downBytes: dv.getBigUint64(se + abi.SE_DOWN_BYTES, true),
+    drops: dv.getBigUint64(se + abi.SE_DROPS, true),
+  };
+}
+
 export function ipv4ToInt(a: string): number {
   const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(a);
   if (!m) throw new VpnError('ERR_USAGE', `'${a}' is not an IPv4 address`);
@@ -191,15 +202,7 @@ export class SessionTable {
   }
 
   counters(idx: number): SessionCounters {
-    const se = this.dp.sessionOffset(idx);
-    const dv = this.dp.dv;
-    return {
-      upPackets: dv.getBigUint64(se + abi.SE_UP_PKTS, true),
-      upBytes: dv.getBigUint64(se + abi.SE_UP_BYTES, true),
-      downPackets: dv.getBigUint64(se + abi.SE_DOWN_PKTS, true),
-      downBytes: dv.getBigUint64(se + abi.SE_DOWN_BYTES, true),
-      drops: dv.getBigUint64(se + abi.SE_DROPS, true),
-    };
+    return readSessionCounters(this.dp.dv, this.dp.sessionOffset(idx));
   }
 
   /** Take the session out of the data path and return its entry. Idempotent. */

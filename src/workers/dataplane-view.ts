@@ -8,7 +8,7 @@
 import * as abi from '../../assembly/abi.js';
 import type { Layout } from '../dataplane/layout.js';
 import { Ring } from '../dataplane/ring.js';
-import type { SessionCounters } from '../dataplane/sessions.js';
+import { readSessionCounters, type SessionCounters } from '../dataplane/sessions.js';
 import type { DataplaneStats } from '../metrics/dataplane.js';
 
 export class DataplaneView implements DataplaneStats {
@@ -48,14 +48,6 @@ export class DataplaneView implements DataplaneStats {
   /** Counters of session entry `idx`; undefined when out of range. */
   sessionCounters(idx: number): SessionCounters | undefined {
     if (!Number.isInteger(idx) || idx < 0 || idx >= this.layout.maxSessions) return undefined;
-    const se = this.layout.sessionTable + idx * abi.SESSION_SIZE;
-    const dv = this.dv;
-    return {
-      upPackets: dv.getBigUint64(se + abi.SE_UP_PKTS, true),
-      upBytes: dv.getBigUint64(se + abi.SE_UP_BYTES, true),
-      downPackets: dv.getBigUint64(se + abi.SE_DOWN_PKTS, true),
-      downBytes: dv.getBigUint64(se + abi.SE_DOWN_BYTES, true),
-      drops: dv.getBigUint64(se + abi.SE_DROPS, true),
-    };
+    return readSessionCounters(this.dv, this.layout.sessionTable + idx * abi.SESSION_SIZE);
   }
 }
