@@ -15,7 +15,7 @@
  * read from the worker's memory (DataplaneView) plus the worker's index.
  */
 import { SessionRegistry } from '../admin/gateway.js';
-import type { ManagedSession, Protocol, SessionInfo, SessionPhase } from '../admin/types.js';
+import type { ManagedSession, Protocol, SessionInfo } from '../admin/types.js';
 import type { SessionCounters } from '../dataplane/sessions.js';
 import type { Logger } from '../util/log.js';
 import type { RpcPeer } from './rpc.js';
@@ -24,15 +24,8 @@ import type { RpcPeer } from './rpc.js';
 /** Longest a protocol teardown asked of a worker may take (LCP wait + the protocol's hang-up, with margin). */
 export const REMOTE_TEARDOWN_TIMEOUT_MS = 15_000;
 
-/** What main knows of a worker's session. */
-export interface MirroredSession {
-  id: string;
-  protocol: Protocol;
-  user: string | null;
-  peer: string;
-  innerAddress: string | null;
-  state: SessionPhase;
-  since: string;
+/** What main knows of a worker's session: its listing without the byte counts (main reads those from the worker's memory). */
+export interface MirroredSession extends Omit<SessionInfo, 'bytesIn' | 'bytesOut' | 'worker'> {
   /** Entry in the worker's data-plane session table (for the byte counters). */
   dataplaneIndex: number | null;
 }
