@@ -35,7 +35,7 @@ import * as abi from '../assembly/abi.js';
 import { DataPlane } from '../src/dataplane/engine.js';
 import { native } from '../src/dataplane/native.js';
 import { connectSstp, type SstpClient } from '../src/client/sstp.js';
-import type { CertAlgorithm } from '../src/sstp/cert.js';
+import { createSelfSignedCertificate, type CertAlgorithm } from '../src/sstp/cert.js';
 import { uniqueIfName, type Subnet } from '../test/lib/netns.js';
 import { fmt, type BenchContext, type BenchRow, type BenchSuite } from './lib.js';
 import { writeAsFastAsTaken } from './traffic.js';
@@ -76,9 +76,26 @@ export const windowFor = (len: number) => Number(process.env.VPNGW_BENCH_WINDOW 
 
 const mbit = (bytes: number, s: number) => (bytes * 8) / s / 1e6;
 
+/**
+ * The certificate and key the node:tls references serve: the gateway's own;
+ * with worker threads (which make theirs themselves, ECDSA P-256) one of the
+ * same algorithm made here, once per lab.
+ */
+const referenceCerts = new WeakMap<GatewayLab, { certPem: string; keyPem: string }>();
+function referenceCertificate(L: GatewayLab): { certPem: string; keyPem: string } {
+  const own = L.sstp?.certificate;
+  if (own) return own;
+  let made = referenceCerts.get(L);
+  if (!made) {
+    made = createSelfSignedCertificate({ commonName: L.serverAddress, algorithm: 'ecdsa-p256' });
+    referenceCerts.set(L, made);
+  }
+  return made;
+}
+
 /** The node:tls reference server in this (the gateway's) process. */
 async function startTlsReference(L: GatewayLab) {
-  const cert = L.sstp!.certificate!;
+  const cert = referenceCertificate(L);
   let received = 0;
   const sockets = new Set<tls.TLSSocket>();
   const server = tls.createServer({ cert: cert.certPem, key: cert.keyPem, minVersion: 'TLSv1.2' }, (s) => {
@@ -212,7 +229,7 @@ const SETUP_TLS_LEN = 100;
 
 /** The set-up reference: node:tls connections with SETUP_TLS_ROUNDS exchanges to an echo server on the gateway's certificate. */
 async function tlsSetupReference(L: GatewayLab, peer: Peer, p: Plan): Promise<{ rate: number; gatewayMs: number; peerMs: number; failed: number }> {
-  const cert = L.sstp!.certificate!;
+  const cert = referenceCertificate(L);
   const sockets = new Set<tls.TLSSocket>();
   const server = tls.createServer({ cert: cert.certPem, key: cert.keyPem, minVersion: 'TLSv1.2' }, (s) => {
     sockets.add(s);
@@ -358,7 +375,7 @@ const REF_IDLE_PORT = 4444;
 
 /** RSS and heap per idle node:tls connection in a server process of its own (ns A), clients in the peer. */
 async function tlsIdleReference(L: GatewayLab, peer: Peer, n: number): Promise<{ rssKiB: number; heapKiB: number }> {
-  const cert = L.sstp!.certificate!;
+  const cert = referenceCertificate(L);
   const code = `
 const tls = require('tls');
 const srv = tls.createServer({ cert: process.env.REF_CERT, key: process.env.REF_KEY, minVersion: 'TLSv1.2' }, (s) => {
@@ -423,7 +440,7 @@ const REF_RELAY_PORT = 4446;
  */
 async function startRelayReference(L: GatewayLab, peer: Peer): Promise<{ net: Subnet; close(): Promise<number> }> {
   const net = await L.lab.subnet();
-  const cert = L.sstp!.certificate!;
+  const cert = referenceCertificate(L);
   const tunA = native.openTun(uniqueIfName('rla'), { netns: L.a.name });
   native.configureInterface(tunA.name, { netns: L.a.name, ipv4: net.host(1), prefixLen: 24, mtu: 1400, up: true });
   let relay: TunTlsRelay | undefined;
