@@ -154,6 +154,8 @@ log: {level: silent}
       { baseDir: tmp },
     );
     const metrics = new GatewayMetrics(undefined, { defaultMetrics: false });
+    // What the lab is, however the gateway runs (in this thread or in worker threads).
+    const base = { lab, a, b, link, behind, serverAddress: link.host(1), sstpPort: 443, log };
     if (nWorkers > 0) {
       let ws: WorkerSet | undefined;
       const gateway = new Gateway({ config, log, clock: systemClock, metrics, dataplane: () => (ws ? snapshotDataplane(ws.views) : undefined) });
@@ -174,21 +176,14 @@ log: {level: silent}
       await gateway.start([...(o.sstp ? [ws.server('sstp')] : []), ...(o.pptp ? [ws.server('pptp')] : [])]);
       const w = ws;
       return {
-        lab,
-        a,
-        b,
-        link,
-        behind,
-        serverAddress: link.host(1),
+        ...base,
         gateway,
         dataplane: undefined,
         engine: undefined,
         workers: w,
         sstp: undefined,
-        sstpPort: 443,
         fingerprint,
         pptp: undefined,
-        log,
         async close() {
           await gateway.shutdown('bench over', 5_000).catch(() => undefined);
           await w.close();
@@ -221,21 +216,14 @@ log: {level: silent}
     }
     await gateway.start(services);
     return {
-      lab,
-      a,
-      b,
-      link,
-      behind,
-      serverAddress: link.host(1),
+      ...base,
       gateway,
       dataplane: dp,
       engine: dp.engines[0]!,
       workers: undefined,
       sstp,
-      sstpPort: 443,
       fingerprint: sstp?.certificate?.fingerprint256 ?? '',
       pptp,
-      log,
       async close() {
         await gateway.shutdown('bench over', 5_000).catch(() => undefined);
         dp.close();
