@@ -19,16 +19,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { parseConfig } from '../config/load.js';
 import { Gateway } from '../admin/gateway.js';
-import { GatewayMetrics } from '../metrics/registry.js';
-import { DataPlane } from '../dataplane/engine.js';
-import { systemClock } from '../util/clock.js';
-import { silentLogger } from '../util/log.js';
 import { VpnError } from '../util/errors.js';
 import { SstpService } from '../sstp/service.js';
 import { connectSstp, type SstpClientOptions } from './sstp.js';
-import { freePort } from '../../test/lib/wait.js';
+import { startLoopbackSstp } from '../../test/lib/sstp-loopback.js';
 
 const openssl = (() => {
   try {
@@ -93,27 +88,9 @@ function makeLeaf(dir: string, name: string, ca: Pem, altNames: readonly string[
 
 /** Gateway + SstpService on 127.0.0.1 with the given certificate files (none: the generated self-signed one). */
 async function startGateway(dir: string, cert?: Pem) {
-  writeFileSync(path.join(dir, 'users.yaml'), 'users:\n  alice: {password: pw-alice}\n');
-  const port = await freePort();
   const files = cert ? `, certificate: ${JSON.stringify(cert.certFile)}, key: ${JSON.stringify(cert.keyFile)}` : '';
-  const config = parseConfig(
-    `stateDir: state
-dataplane: {workers: 1, maxSessionsPerWorker: 4}
-users: {file: users.yaml, demoUser: false}
-sstp: {listen: 127.0.0.1, port: ${port}${files}}
-admin: {enabled: false}
-`,
-    { baseDir: dir },
-  );
-  const metrics = new GatewayMetrics(undefined, { defaultMetrics: false });
-  const dp = new DataPlane({ maxSessions: 4, streamBuffers: true });
-  const gateway = new Gateway({ config, log: silentLogger, clock: systemClock, metrics, dataplanes: () => [dp] });
-  const service = new SstpService({ certNames: ['127.0.0.1'] });
-  await gateway.start([service]);
-  cleanups.push(async () => {
-    await gateway.shutdown('test over', 2_000);
-    dp.close();
-  });
+  const { gateway, service, port, close } = await startLoopbackSstp({ dir, users: '  alice: {password: pw-alice}\n', sstp: files, maxSessions: 4 });
+  cleanups.push(close);
   const connect = (o: Partial<SstpClientOptions>) =>
     connectSstp({ host: '127.0.0.1', port, username: 'alice', password: 'pw-alice', tun: false, connectTimeoutMs: 10_000, ...o });
   return { gateway, service, port, connect };

@@ -7,22 +7,14 @@
  * without proxyProtocol a header is just bad TLS.
  */
 import { describe, it, expect, afterEach } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
-import { parseConfig } from '../config/load.js';
-import { Gateway } from '../admin/gateway.js';
-import { GatewayMetrics } from '../metrics/registry.js';
-import { DataPlane } from '../dataplane/engine.js';
-import { systemClock } from '../util/clock.js';
 import { ByteWriter } from '../util/decode.js';
 import { createLogger } from '../util/log.js';
 import { connectSstp } from '../client/sstp.js';
 import { PROXY_V2_SIGNATURE } from '../net/proxy-protocol.js';
 import { DEFAULT_PROXY_HEADER_TIMEOUT_MS } from '../net/proxy-socket.js';
-import { SstpService, isTrusted, trustedProxies } from './service.js';
-import { freePort } from '../../test/lib/wait.js';
+import { isTrusted, trustedProxies } from './service.js';
+import { startLoopbackSstp } from '../../test/lib/sstp-loopback.js';
 
 /** A v2 PROXY header over TCP/IPv4 as section 2.2 lays it out (ver 2, cmd PROXY, 0x11, length 12). */
 function v2Tcp4(src: string, sport: number, dst: string, dport: number): Uint8Array {
@@ -54,31 +46,14 @@ afterEach(async () => {
 });
 
 async function start(o: { proxyProtocol?: boolean; limits?: string; trusted?: string } = {}) {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'vpngw-sstp-proxy-'));
-  writeFileSync(path.join(dir, 'users.yaml'), 'users:\n  alice: {password: pw-alice}\n  bob: {password: pw-bob}\n');
-  const port = await freePort();
-  const config = parseConfig(
-    `stateDir: state
-dataplane: {workers: 1, maxSessionsPerWorker: 8}
-users: {file: users.yaml, demoUser: false}
-sstp: {listen: 127.0.0.1, port: ${port}, proxyProtocol: ${o.proxyProtocol ?? true}, proxyTrusted: [${o.trusted ?? ''}]}
-admin: {enabled: false}
-limits: {${o.limits ?? ''}}
-`,
-    { baseDir: dir },
-  );
   const lines: LogLine[] = [];
   const log = createLogger({ level: 'debug', destination: { write: (s: string) => void lines.push(JSON.parse(s) as LogLine) } });
-  const metrics = new GatewayMetrics(undefined, { defaultMetrics: false });
-  const dp = new DataPlane({ maxSessions: 8, streamBuffers: true });
-  const gateway = new Gateway({ config, log, clock: systemClock, metrics, dataplanes: () => [dp] });
-  const service = new SstpService({ certNames: ['127.0.0.1'] });
-  await gateway.start([service]);
-  cleanups.push(async () => {
-    await gateway.shutdown('test over', 2_000);
-    dp.close();
-    rmSync(dir, { recursive: true, force: true });
+  const { gateway, service, metrics, port, close } = await startLoopbackSstp({
+    sstp: `, proxyProtocol: ${o.proxyProtocol ?? true}, proxyTrusted: [${o.trusted ?? ''}]`,
+    ...(o.limits !== undefined ? { limits: o.limits } : {}),
+    log,
   });
+  cleanups.push(close);
   const client = (header: ((raw: net.Socket) => Uint8Array) | Uint8Array | undefined, user = 'alice', password = `pw-${user}`) =>
     connectSstp({
       host: '127.0.0.1',

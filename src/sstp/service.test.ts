@@ -5,21 +5,12 @@
  * half-open connections per source, TLS below 1.2, graceful stop.
  */
 import { describe, it, expect, afterEach, vi } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import tls from 'node:tls';
-import { parseConfig } from '../config/load.js';
-import { Gateway } from '../admin/gateway.js';
-import { GatewayMetrics } from '../metrics/registry.js';
-import { DataPlane } from '../dataplane/engine.js';
-import { systemClock } from '../util/clock.js';
-import { silentLogger } from '../util/log.js';
 import { connectSstp } from '../client/sstp.js';
 import { hashBitmask, normalizePeerAddress, sstpPolicyVerifier, SstpService, tlsFailureReason } from './service.js';
 import type { Verifier } from '../ppp/auth/types.js';
-import { freePort } from '../../test/lib/wait.js';
+import { startLoopbackSstp } from '../../test/lib/sstp-loopback.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -27,29 +18,8 @@ afterEach(async () => {
 });
 
 async function start(limits = '', sstp = '') {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'vpngw-sstp-svc-'));
-  writeFileSync(path.join(dir, 'users.yaml'), 'users:\n  alice: {password: pw-alice}\n  bob: {password: pw-bob}\n');
-  const port = await freePort();
-  const config = parseConfig(
-    `stateDir: state
-dataplane: {workers: 1, maxSessionsPerWorker: 8}
-users: {file: users.yaml, demoUser: false}
-sstp: {listen: 127.0.0.1, port: ${port}${sstp}}
-admin: {enabled: false}
-limits: {${limits}}
-`,
-    { baseDir: dir },
-  );
-  const metrics = new GatewayMetrics(undefined, { defaultMetrics: false });
-  const dp = new DataPlane({ maxSessions: 8, streamBuffers: true });
-  const gateway = new Gateway({ config, log: silentLogger, clock: systemClock, metrics, dataplanes: () => [dp] });
-  const service = new SstpService({ certNames: ['127.0.0.1'] });
-  await gateway.start([service]);
-  cleanups.push(async () => {
-    await gateway.shutdown('test over', 2_000);
-    dp.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const { gateway, service, metrics, port, dp, close } = await startLoopbackSstp({ limits, sstp });
+  cleanups.push(close);
   const client = (user = 'alice', password = `pw-${user}`) =>
     connectSstp({ host: '127.0.0.1', port, username: user, password, fingerprint: service.certificate!.fingerprint256, tun: false });
   return { gateway, service, metrics, port, client, dp };
